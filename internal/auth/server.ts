@@ -1,0 +1,35 @@
+import { AuthServiceService } from "../../api/gen/taskboard/auth/v1/auth.js";
+import type { Handlers } from "../platform/grpc-server.js";
+import type { AuthService } from "./service.js";
+
+/** gRPC handlers of taskboard.auth.v1.AuthService. */
+export function authHandlers(service: AuthService): Handlers<typeof AuthServiceService> {
+  return {
+    register: { access: "public", handle: (req) => service.register(req) },
+    login: { access: "public", handle: (req) => service.login(req) },
+    refresh: { access: "public", handle: (req) => service.refresh(req.refresh_token) },
+    logout: {
+      access: "user",
+      handle: async (req, ctx) => {
+        await service.logout(ctx.principal, req.refresh_token);
+        return {};
+      },
+    },
+    getJwks: { access: "public", handle: async () => ({ json: service.jwks() }) },
+    createUser: { access: "user", handle: (req, ctx) => service.createUser(ctx.principal, req) },
+    listUsers: { access: "user", handle: (req, ctx) => service.listUsers(ctx.principal, req) },
+    getUser: { access: "user-or-internal", handle: (req, ctx) => service.getUser(ctx.principal, req.user_id) },
+    updateUser: { access: "user", handle: (req, ctx) => service.updateUser(ctx.principal, req) },
+    deleteUser: {
+      access: "user",
+      handle: async (req, ctx) => {
+        await service.deleteUser(ctx.principal, req.user_id);
+        return {};
+      },
+    },
+    lookupUsers: {
+      access: "user-or-internal",
+      handle: async (req) => ({ items: await service.lookupUsers(req.user_ids, req.emails), next_cursor: "" }),
+    },
+  };
+}

@@ -1,0 +1,225 @@
+import { randomUUID } from "node:crypto";
+import type { TokenPair, User, UserList } from "../../api/gen/taskboard/auth/v1/auth.js";
+import { AppError, forbidden, notFound, unauthorized } from "../platform/errors.js";
+import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
+import type { Outbox } from "../platform/outbox.js";
+import { PG_UNIQUE_VIOLATION, pgErrorCode } from "../platform/postgres.js";
+import type { Principal } from "../platform/principal.js";
+import type { RateLimiter } from "../platform/rate-limit.js";
+import { parseInput } from "../platform/validate.js";
+import { z } from "zod";
+import { userFields } from "./fields.js";
+import { hashPassword, verifyPassword } from "./passwords.js";
+import type { RefreshTokenFamilies } from "./refresh-tokens.js";
+import type { SigningKey } from "./signing-key.js";
+import { toUser, type UserRow, type UserStore } from "./store.js";
+
+export interface AuthRules {
+  accessTokenTtlSeconds: number;
+  rateLimitWindowSeconds: number;
+  rateLimitPerIp: number;
+  rateLimitPerEmail: number;
+}
+
+const newUserInput = z.object({
+  name: userFields.name,
+  email: userFields.email,
+  password: userFields.password,
+  role: userFields.role.default("user"),
+});
+
+const userChangesInput = z.object({
+  name: userFields.name.optional(),
+  email: userFields.email.optional(),
+  password: userFields.password.optional(),
+  email_notifications: userFields.email_notifications.optional(),
+  role: userFields.role.optional(),
+});
+
+/** The rules of users and sessions. */
+export class AuthService {
+  constructor(
+    private readonly store: UserStore,
+    private readonly outbox: Outbox,
+    private readonly key: SigningKey,
+    private readonly families: RefreshTokenFamilies,
+    private readonly limiter: RateLimiter,
+    private readonly rules: AuthRules,
+  ) {}
+
+  jwks(): string {
+    return JSON.stringify(this.key.jwks);
+  }
+
+  async register(input: { name: string; email: string; password: string; client_ip: string }): Promise<User> {
+    await this.limit("register", input.email, input.client_ip);
+    const user = parseInput(newUserInput, { ...input, role: undefined });
+    return this.create(user, undefined);
+  }
+
+  async login(input: { email: string; password: string; client_ip: string }): Promise<TokenPair> {
+    await this.limit("login", input.email, input.client_ip);
+    const row = await this.store.byEmail(input.email.trim());
+    const valid = await verifyPassword(row?.password_hash, input.password);
+    if (!row || !valid) throw unauthorized("invalid e-mail or password");
+    return this.issue(row, await this.families.start(row.id));
+  }
+
+  async refresh(refreshToken: string): Promise<TokenPair> {
+    const { userId, token } = await this.families.rotate(refreshToken);
+    const row = await this.store.byId(userId);
+    if (!row) {
+      await this.families.revokeAll(userId);
+      throw unauthorized("invalid or expired refresh token");
+    }
+    return this.issue(row, token);
+  }
+
+  async logout(principal: Principal, refreshToken: string): Promise<void> {
+    const owner = await this.families.ownerOf(refreshToken);
+    if (principal.kind !== "user" || principal.userId !== owner) throw unauthorized("invalid or expired refresh token");
+    await this.families.revoke(refreshToken);
+  }
+
+  async createUser(principal: Principal, input: { name: string; email: string; password: string; role?: string | undefined }) {
+    this.requireAdmin(principal);
+    return this.create(parseInput(newUserInput, input), principal);
+  }
+
+  async listUsers(principal: Principal, page: { limit: number; cursor: string }): Promise<UserList> {
+    this.requireAdmin(principal);
+    const limit = pageSize(page.limit);
+    const rows = await this.store.page(decodeCursor(page.cursor), limit);
+    const { items, next_cursor } = pageOf(rows, limit, (row) => row.seq);
+    return { items: items.map(toUser), next_cursor };
+  }
+
+  async getUser(principal: Principal, userId: string): Promise<User> {
+    this.requireSelfOrAdmin(principal, userId);
+    const row = await this.store.byId(userId);
+    if (!row) throw notFound("user");
+    return toUser(row);
+  }
+
+  async updateUser(
+    principal: Principal,
+    input: { user_id: string; name?: string; email?: string; password?: string; email_notifications?: boolean; role?: string },
+  ): Promise<User> {
+    this.requireSelfOrAdmin(principal, input.user_id);
+    const { user_id, ...rest } = input;
+    const changes = parseInput(userChangesInput, rest);
+    if (changes.role !== undefined && !(principal.kind === "user" && principal.role === "admin")) {
+      throw forbidden("only an admin can change a role");
+    }
+    const password_hash = changes.password === undefined ? undefined : await hashPassword(changes.password);
+    const row = await this.writeUser(() =>
+      this.outbox.transaction(async (tx, emit) => {
+        const updated = await this.store.update(tx, user_id, {
+          name: changes.name,
+          email: changes.email,
+          email_notifications: changes.email_notifications,
+          role: changes.role,
+          password_hash,
+        });
+        if (!updated) throw notFound("user");
+        emit({ type: "user.updated", user_id: actorId(principal), aggregate_id: updated.id, data: { ...toUser(updated) } });
+        return updated;
+      }),
+    );
+    // A new password ends every session.
+    if (password_hash !== undefined) await this.families.revokeAll(row.id);
+    return toUser(row);
+  }
+
+  async deleteUser(principal: Principal, userId: string): Promise<void> {
+    this.requireSelfOrAdmin(principal, userId);
+    await this.outbox.transaction(async (tx, emit) => {
+      if (!(await this.store.delete(tx, userId))) throw notFound("user");
+      emit({ type: "user.deleted", user_id: actorId(principal), aggregate_id: userId, data: { id: userId } });
+    });
+    await this.families.revokeAll(userId);
+  }
+
+  async lookupUsers(ids: string[], emails: string[]): Promise<User[]> {
+    const validIds = ids.filter((id) => z.uuid().safeParse(id).success);
+    if (validIds.length === 0 && emails.length === 0) return [];
+    return (await this.store.byIdsOrEmails(validIds, emails)).map(toUser);
+  }
+
+  /** Creates the system admin from BOOTSTRAP_ADMIN_*, or makes the existing account an admin. */
+  async bootstrapAdmin(email: string, password: string): Promise<User> {
+    const existing = await this.store.byEmail(email);
+    if (existing) {
+      if (existing.role === "admin") return toUser(existing);
+      const row = await this.outbox.transaction(async (tx, emit) => {
+        const updated = (await this.store.update(tx, existing.id, { role: "admin" }))!;
+        emit({ type: "user.updated", aggregate_id: updated.id, data: { ...toUser(updated) } });
+        return updated;
+      });
+      return toUser(row);
+    }
+    const user = parseInput(newUserInput, { name: "Administrator", email, password, role: "admin" });
+    return this.create(user, undefined);
+  }
+
+  private async create(input: z.output<typeof newUserInput>, creator: Principal | undefined): Promise<User> {
+    const password_hash = await hashPassword(input.password);
+    const id = randomUUID();
+    const row = await this.writeUser(() =>
+      this.outbox.transaction(async (tx, emit) => {
+        const inserted = await this.store.insert(tx, { id, name: input.name, email: input.email, password_hash, role: input.role });
+        emit({
+          type: "user.registered",
+          user_id: creator ? actorId(creator) : id,
+          aggregate_id: id,
+          data: { ...toUser(inserted) },
+        });
+        return inserted;
+      }),
+    );
+    return toUser(row);
+  }
+
+  /** Maps the e-mail uniqueness violation to 409. */
+  private async writeUser(write: () => Promise<UserRow>): Promise<UserRow> {
+    try {
+      return await write();
+    } catch (error) {
+      if (pgErrorCode(error) === PG_UNIQUE_VIOLATION) throw new AppError("email_taken", "e-mail address already registered");
+      throw error;
+    }
+  }
+
+  private async issue(row: UserRow, refreshToken: string): Promise<TokenPair> {
+    const access = await this.key.signAccessToken(row, this.rules.accessTokenTtlSeconds);
+    return {
+      access_token: access,
+      refresh_token: refreshToken,
+      expires_in: this.rules.accessTokenTtlSeconds,
+      token_type: "Bearer",
+    };
+  }
+
+  private limit(action: "login" | "register", email: string, clientIp: string): Promise<void> {
+    const windowMs = this.rules.rateLimitWindowSeconds * 1000;
+    return this.limiter.hit([
+      { key: `${action}:ip:${clientIp || "unknown"}`, max: this.rules.rateLimitPerIp, windowMs },
+      { key: `${action}:email:${email.trim().toLowerCase().slice(0, 254)}`, max: this.rules.rateLimitPerEmail, windowMs },
+    ]);
+  }
+
+  private requireAdmin(principal: Principal): void {
+    if (principal.kind === "internal") return;
+    if (principal.kind !== "user" || principal.role !== "admin") throw forbidden("admin only");
+  }
+
+  private requireSelfOrAdmin(principal: Principal, userId: string): void {
+    if (principal.kind === "internal") return;
+    if (principal.kind === "user" && (principal.role === "admin" || principal.userId === userId)) return;
+    throw forbidden("only the user themself or an admin may do this");
+  }
+}
+
+function actorId(principal: Principal): string | undefined {
+  return principal.kind === "user" ? principal.userId : undefined;
+}

@@ -1,0 +1,40 @@
+import { commonEnv, env, natsEnv, parseEnv, redisEnv, type Env } from "../platform/config.js";
+
+export const gatewayEnv = {
+  ...commonEnv,
+  ...natsEnv,
+  ...redisEnv,
+  GATEWAY_PORT: env.port(8080),
+  ADMIN_PORT: env.port(9090),
+  AUTH_ADDR: env.address("127.0.0.1:50051"),
+  WORKSPACE_ADDR: env.address("127.0.0.1:50052"),
+  TASK_ADDR: env.address("127.0.0.1:50053"),
+  EXPORT_ADDR: env.address("127.0.0.1:50054"),
+  /** Deadline of calls to services. */
+  GRPC_TIMEOUT_MS: env.int(5_000, 100),
+  /** Largest accepted request body. */
+  MAX_BODY_BYTES: env.int(1_048_576, 1_024),
+  /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
+  TRUST_PROXY: env.bool(false),
+  /** Log every request (otherwise only failures). */
+  ACCESS_LOG: env.bool(false),
+  /** Client frames larger than this get an error frame (four times larger closes the socket). */
+  WS_MAX_FRAME_BYTES: env.int(65_536, 1_024),
+  /** Bytes buffered for a client beyond which it is too slow and is closed with 1013. */
+  WS_MAX_BACKPRESSURE_BYTES: env.int(1_048_576, 16_384),
+  /** Idle seconds before a socket is closed; protocol pings keep live clients under it. */
+  WS_IDLE_TIMEOUT_SECONDS: env.int(120, 8, 960),
+  /** Client frames per second a socket may send, and the burst above it. */
+  WS_CLIENT_RATE: env.int(20, 1),
+  WS_CLIENT_BURST: env.int(40, 1),
+  /** A crashed replica's presence entries disappear after this long. */
+  PRESENCE_TTL_SECONDS: env.int(30, 3),
+  /** A user gone for less than this (a quick reconnect) does not leave. */
+  PRESENCE_DEBOUNCE_MS: env.int(5_000, 0),
+};
+
+export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
+
+export function loadGatewayConfig(source: Env) {
+  return parseEnv(gatewayEnv, source);
+}

@@ -1,0 +1,38 @@
+/** Server → client frames of API.md "WebSocket", as JSON text. */
+
+const CLOSING_BRACE = 0x7d;
+
+/**
+ * An event frame: the stored envelope with `seq` added, built from the bytes
+ * JetStream delivered without parsing them (once per replica for live events).
+ */
+export function eventFrame(envelope: Uint8Array, seq: number): Buffer | undefined {
+  let end = envelope.length - 1;
+  while (end > 0 && envelope[end] !== CLOSING_BRACE) end--;
+  if (end <= 0) return undefined;
+  const tail = Buffer.from(`,"seq":${seq}}`);
+  return Buffer.concat([envelope.subarray(0, end), tail]);
+}
+
+export function connectedFrame(workspaceId: string, connectionId: string, seq: number): string {
+  return JSON.stringify({ type: "connected", workspace_id: workspaceId, connection_id: connectionId, seq });
+}
+
+export const pongFrame = JSON.stringify({ type: "pong" });
+
+export function errorFrame(code: string, message: string): string {
+  return JSON.stringify({ type: "error", code, message });
+}
+
+/** Close codes the gateway uses. */
+export const CloseCode = {
+  /** Policy violation: flooding. */
+  flooding: 1008,
+  /** The server is restarting (shutdown): reconnect, with `since`. */
+  restarting: 1012,
+  /** The client could not keep up: reconnect with `since`. */
+  slowConsumer: 1013,
+  tokenExpired: 4001,
+  removedFromWorkspace: 4003,
+  workspaceDeleted: 4004,
+} as const;

@@ -1,0 +1,347 @@
+import { randomUUID } from "node:crypto";
+import { STATUS_CODES } from "node:http";
+import type { HttpRequest, HttpResponse, TemplatedApp } from "uWebSockets.js";
+import type { z } from "zod";
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { AccessClaims } from "../platform/access-tokens.js";
+import { AppError, errorBody, forbidden, unauthorized } from "../platform/errors.js";
+import { classifyError } from "../platform/failures.js";
+import type { Logger } from "../platform/logger.js";
+import { fields, parseInput } from "../platform/validate.js";
+
+export type Method = "get" | "post" | "put" | "delete";
+export type RouteAuth = "public" | "user" | "admin";
+
+/** The authenticated caller of a route. */
+export interface Caller extends AccessClaims {
+  token: string;
+}
+
+interface BaseContext<B, Q> {
+  requestId: string;
+  log: Logger;
+  ip: string;
+  params: Record<string, string>;
+  query: Q;
+  body: B;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+export type RouteContext<A extends RouteAuth, B, Q> = BaseContext<B, Q> &
+  (A extends "public" ? { caller: Caller | undefined } : { caller: Caller });
+
+/** What a route answers: JSON, raw bytes, or a byte stream (downloads). */
+export type Reply =
+  | { status: number; json: unknown; headers?: Record<string, string> }
+  | { status: number; raw: string | Buffer; contentType: string; headers?: Record<string, string> }
+  | { status: number; stream: AsyncIterable<Buffer>; contentType: string; headers?: Record<string, string> }
+  | { status: 204 | 304; headers?: Record<string, string> };
+
+export interface Route<A extends RouteAuth = RouteAuth, B = unknown, Q = unknown> {
+  method: Method;
+  /** OpenAPI-style path, e.g. /workspaces/{workspace_id}; `_id` parameters must be UUIDs. */
+  path: string;
+  auth: A;
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+  handle(ctx: RouteContext<A, B, Q>): Promise<Reply>;
+}
+
+/** Declares a route with its types inferred. */
+export function route<A extends RouteAuth, B = undefined, Q = Record<string, never>>(definition: Route<A, B, Q>): Route {
+  return definition as unknown as Route;
+}
+
+export const json = (status: number, body: unknown, headers?: Record<string, string>): Reply => ({ status, json: body, headers });
+export const noContent = (): Reply => ({ status: 204 });
+
+export interface RouterDeps {
+  log: Logger;
+  registry: Registry;
+  verify: (token: string) => Promise<AccessClaims>;
+  maxBodyBytes: number;
+  trustProxy: boolean;
+  accessLog: boolean;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Serves a table of routes on a uWebSockets.js app. For each request, in this
+ * order: path parameters (400), token (401, 403 for admin routes), JSON body
+ * (415, 413, 400) and query (400) validation, then the handler; any failure
+ * becomes the API's error body, never a stack trace.
+ */
+export class Router {
+  readonly routes: Route[] = [];
+  private readonly requests: Counter<"route" | "method" | "status">;
+  private readonly duration: Histogram<"route" | "method">;
+
+  constructor(private readonly deps: RouterDeps) {
+    this.requests = new Counter({
+      name: "taskboard_http_requests_total",
+      help: "HTTP requests by route, method and status",
+      labelNames: ["route", "method", "status"],
+      registers: [deps.registry],
+    });
+    this.duration = new Histogram({
+      name: "taskboard_http_request_duration_seconds",
+      help: "HTTP request duration by route",
+      labelNames: ["route", "method"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+      registers: [deps.registry],
+    });
+  }
+
+  add(...routes: Route[]): this {
+    this.routes.push(...routes);
+    return this;
+  }
+
+  /** Registers every route, and a JSON 404 for anything else. */
+  mount(app: TemplatedApp): void {
+    for (const r of this.routes) {
+      const names = [...r.path.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]!);
+      const compiled: CompiledRoute = {
+        route: r,
+        params: names.map((name) => ({ name, schema: name.endsWith("_id") ? fields.uuid(name) : undefined })),
+        duration: this.duration.labels({ route: r.path, method: r.method }),
+        byStatus: new Map(),
+      };
+      const pattern = r.path.replace(/\{([a-z_]+)\}/g, ":$1");
+      const handler = (res: HttpResponse, req: HttpRequest) => this.serve(compiled, res, req);
+      if (r.method === "get") app.get(pattern, handler);
+      else if (r.method === "post") app.post(pattern, handler);
+      else if (r.method === "put") app.put(pattern, handler);
+      else app.del(pattern, handler);
+    }
+    app.any("/*", (res, req) => {
+      const method = req.getCaseSensitiveMethod();
+      const url = req.getUrl();
+      this.send(res, new RequestState(), "", { status: 404, json: errorBody("not_found", `no route for ${method} ${url}`) });
+    });
+  }
+
+  private serve(compiled: CompiledRoute, res: HttpResponse, req: HttpRequest): void {
+    const r = compiled.route;
+    const started = performance.now();
+    const state = new RequestState();
+    res.onAborted(() => state.abort());
+    // uWS reuses `req` after this function returns: copy what we need now.
+    const params: Record<string, string> = {};
+    compiled.params.forEach((param, i) => (params[param.name] = req.getParameter(i) ?? ""));
+    const query = req.getQuery() ?? "";
+    const authorization = req.getHeader("authorization");
+    const contentType = req.getHeader("content-type");
+    const contentLength = req.getHeader("content-length");
+    const incomingId = req.getHeader("x-request-id");
+    const forwardedFor = this.deps.trustProxy ? req.getHeader("x-forwarded-for") : "";
+    const ip = forwardedFor ? forwardedFor.split(",")[0]!.trim() : decoder.decode(res.getRemoteAddressAsText());
+    const requestId = /^[A-Za-z0-9._-]{1,128}$/.test(incomingId) ? incomingId : randomUUID();
+    const baseLog = this.deps.log;
+    let log: Logger | undefined;
+    const requestLog = () => (log ??= baseLog.child({ request_id: requestId }));
+    const body = r.body ? this.readBody(res, contentLength) : Promise.resolve(undefined);
+
+    const run = async (): Promise<Reply> => {
+      for (const param of compiled.params) if (param.schema) parseInput(param.schema, params[param.name]);
+      const caller = await this.authenticate(r.auth, authorization);
+      let parsedBody: unknown;
+      if (r.body) {
+        if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+          body.catch(() => undefined);
+          throw new AppError("unsupported_media_type", "Content-Type must be application/json");
+        }
+        parsedBody = parseInput(r.body, parseJson(await body));
+      }
+      const parsedQuery = r.query ? parseInput(r.query, Object.fromEntries(new URLSearchParams(query))) : {};
+      return r.handle({
+        requestId,
+        get log() {
+          return requestLog();
+        },
+        ip,
+        params,
+        query: parsedQuery,
+        body: parsedBody,
+        caller,
+        get signal() {
+          return state.signal;
+        },
+      } as RouteContext<RouteAuth, unknown, unknown>);
+    };
+
+    let status = 0;
+    run()
+      .catch((error: unknown) => this.failure(error, requestLog()))
+      .then((reply) => {
+        status = reply.status;
+        return this.send(res, state, requestId, reply);
+      })
+      .catch((error: unknown) => requestLog().error({ err: error }, "response failed"))
+      .finally(() => {
+        let requests = compiled.byStatus.get(status);
+        if (!requests) {
+          requests = this.requests.labels({ route: r.path, method: r.method, status: String(status) });
+          compiled.byStatus.set(status, requests);
+        }
+        requests.inc();
+        const seconds = (performance.now() - started) / 1000;
+        compiled.duration.observe(seconds);
+        if (this.deps.accessLog) requestLog().info({ method: r.method, route: r.path, status, ms: seconds * 1000 }, "request");
+      });
+  }
+
+  private async authenticate(auth: RouteAuth, header: string): Promise<Caller | undefined> {
+    if (auth === "public") return undefined;
+    const match = /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(header);
+    if (!match) throw unauthorized(header ? "malformed Authorization header" : "missing bearer token");
+    const token = match[1]!;
+    const claims = await this.deps.verify(token);
+    if (auth === "admin" && claims.role !== "admin") throw forbidden("admin only");
+    return { ...claims, token };
+  }
+
+  /** Reads the body (starting now, as uWS requires), failing with 413 past the limit. */
+  private readBody(res: HttpResponse, contentLength: string): Promise<Buffer> {
+    const limit = this.deps.maxBodyBytes;
+    return new Promise((resolve, reject) => {
+      const tooLarge = () => new AppError("payload_too_large", `request body exceeds ${limit} bytes`);
+      if (contentLength && Number(contentLength) > limit) {
+        reject(tooLarge());
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      res.onData((chunk, isLast) => {
+        if (done) return;
+        size += chunk.byteLength;
+        if (size > limit) {
+          done = true;
+          reject(tooLarge());
+          return;
+        }
+        chunks.push(Buffer.from(chunk.slice(0)));
+        if (isLast) {
+          done = true;
+          resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+        }
+      });
+    });
+  }
+
+  private failure(error: unknown, log: Logger): Reply {
+    const appError = classifyError(error);
+    if (appError.code === "internal") log.error({ err: error }, "request failed");
+    else if (appError.code === "unavailable") log.warn({ err: error }, "dependency unavailable");
+    const headers: Record<string, string> = {};
+    const retryAfter = appError.details?.["retry_after_seconds"];
+    if (appError.code === "rate_limited" && typeof retryAfter === "number") headers["retry-after"] = String(retryAfter);
+    return { status: appError.httpStatus, json: errorBody(appError.code, appError.message, appError.details), headers };
+  }
+
+  private send(res: HttpResponse, state: RequestState, requestId: string, reply: Reply): Promise<void> | void {
+    if (state.aborted) return;
+    if ("stream" in reply) return streamReply(res, state, requestId, reply);
+    res.cork(() => {
+      res.writeStatus(statusLine(reply.status));
+      if (requestId) res.writeHeader("x-request-id", requestId);
+      for (const [name, value] of Object.entries(reply.headers ?? {})) res.writeHeader(name, value);
+      if ("json" in reply) {
+        res.writeHeader("content-type", "application/json; charset=utf-8");
+        res.writeHeader("cache-control", "no-store");
+        res.writeHeader("x-content-type-options", "nosniff");
+        res.end(JSON.stringify(reply.json));
+      } else if ("raw" in reply) {
+        res.writeHeader("content-type", reply.contentType);
+        res.writeHeader("x-content-type-options", "nosniff");
+        res.end(reply.raw);
+      } else {
+        res.endWithoutBody();
+      }
+    });
+  }
+}
+
+interface CompiledRoute {
+  route: Route;
+  params: { name: string; schema: z.ZodType | undefined }[];
+  duration: ReturnType<Histogram<"route" | "method">["labels"]>;
+  byStatus: Map<number, ReturnType<Counter<"route" | "method" | "status">["labels"]>>;
+}
+
+/** Whether the client went away; the abort signal is made only for routes that ask for it. */
+class RequestState {
+  aborted = false;
+  private controller: AbortController | undefined;
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.aborted) this.controller.abort();
+    return this.controller.signal;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.controller?.abort();
+  }
+}
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? ""}`;
+}
+
+function parseJson(raw: Buffer | undefined): unknown {
+  if (!raw || raw.length === 0) throw new AppError("invalid_json", "request body is empty; expected a JSON object");
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new AppError("invalid_json", "request body is not valid JSON");
+  }
+}
+
+/** Writes a chunked body with backpressure: waits for onWritable when uWS buffers. */
+async function streamReply(
+  res: HttpResponse,
+  state: RequestState,
+  requestId: string,
+  reply: Extract<Reply, { stream: AsyncIterable<Buffer> }>,
+): Promise<void> {
+  const signal = state.signal;
+  res.cork(() => {
+    res.writeStatus(statusLine(reply.status));
+    res.writeHeader("x-request-id", requestId);
+    res.writeHeader("content-type", reply.contentType);
+    res.writeHeader("x-content-type-options", "nosniff");
+    for (const [name, value] of Object.entries(reply.headers ?? {})) res.writeHeader(name, value);
+  });
+  let writable: (() => void) | undefined;
+  res.onWritable(() => {
+    writable?.();
+    return true;
+  });
+  try {
+    for await (const chunk of reply.stream) {
+      if (state.aborted || signal?.aborted) return;
+      let ok = false;
+      res.cork(() => (ok = res.write(chunk)));
+      if (!ok) {
+        await new Promise<void>((resolve) => {
+          writable = resolve;
+          signal?.addEventListener("abort", () => resolve(), { once: true });
+        });
+        writable = undefined;
+      }
+    }
+  } catch (error) {
+    // The status line is out: cut the connection, so the client sees a broken transfer, not a short file.
+    if (!state.aborted) {
+      state.aborted = true;
+      res.close();
+    }
+    throw error;
+  }
+  if (!state.aborted) res.cork(() => res.end());
+}

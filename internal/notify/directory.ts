@@ -30,18 +30,7 @@ export class ServiceDirectory implements Directory {
   ) {}
 
   async memberIds(workspaceId: string): Promise<Set<string>> {
-    const ids = new Set<string>();
-    try {
-      for (let cursor = ""; ; ) {
-        const page = await this.workspace.call("listMembers", { workspace_id: workspaceId, page: { limit: PAGE, cursor } }, INTERNAL);
-        for (const member of page.items) ids.add(member.user_id);
-        if (!page.next_cursor) return ids;
-        cursor = page.next_cursor;
-      }
-    } catch (error) {
-      if (isNotFound(error)) return new Set();
-      throw error;
-    }
+    return new Set((await this.workspace.call("listMemberIds", { workspace_id: workspaceId }, INTERNAL)).user_ids);
   }
 
   async users(ids: string[]): Promise<Map<string, User>> {

@@ -27,5 +27,6 @@ export function workspaceHandlers(service: WorkspaceService): Handlers<typeof Wo
       },
     },
     getMembership: { access: "user-or-internal", handle: (req, ctx) => service.membership(ctx.principal, req) },
+    listMemberIds: { access: "internal", handle: (req) => service.memberIds(req) },
   };
 }

@@ -194,6 +194,11 @@ export class WorkspaceService {
     return { workspace_id, user_id, role: row.role };
   }
 
+  /** Every member's id (internal callers only: no profiles, no paging). */
+  async memberIds(input: { workspace_id: string }): Promise<{ user_ids: string[] }> {
+    return { user_ids: await this.store.memberIds(parseInput(workspaceId, input.workspace_id)) };
+  }
+
   /** A deleted user leaves every workspace; the workspaces they own are deleted. */
   async removeUser(deletedUserId: string): Promise<void> {
     await this.revoking(async (tx, emit) => {

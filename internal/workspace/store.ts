@@ -110,6 +110,11 @@ export class WorkspaceStore {
     return rows.length > 0;
   }
 
+  async memberIds(workspaceId: string): Promise<string[]> {
+    const rows = await this.sql<{ user_id: string }[]>`select user_id from workspace.members where workspace_id = ${workspaceId}`;
+    return rows.map((row) => row.user_id);
+  }
+
   async pageMembers(workspaceId: string, after: string | undefined, limit: number): Promise<MembershipRow[]> {
     return this.sql<MembershipRow[]>`
       select * from workspace.members

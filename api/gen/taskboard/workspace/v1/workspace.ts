@@ -101,6 +101,10 @@ export interface Membership {
   role: string;
 }
 
+export interface MemberIds {
+  user_ids: string[];
+}
+
 function createBaseWorkspace(): Workspace {
   return { id: "", name: "", description: "", owner_id: "", role: "", created_at: "" };
 }
@@ -919,9 +923,56 @@ export const Membership: MessageFns<Membership> = {
   },
 };
 
+function createBaseMemberIds(): MemberIds {
+  return { user_ids: [] };
+}
+
+export const MemberIds: MessageFns<MemberIds> = {
+  encode(message: MemberIds, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.user_ids) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberIds {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberIds();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user_ids.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * Workspaces and their members. Every call needs a user's access token, except
- * GetMembership, which also accepts the internal service token.
+ * ListMembers and GetMembership, which also accept the internal service token,
+ * and ListMemberIds, which takes only that.
  */
 export type WorkspaceServiceService = typeof WorkspaceServiceService;
 export const WorkspaceServiceService = {
@@ -1021,6 +1072,20 @@ export const WorkspaceServiceService = {
     responseSerialize: (value: Membership): Buffer => Buffer.from(Membership.encode(value).finish()),
     responseDeserialize: (value: Buffer): Membership => Membership.decode(value),
   },
+  /**
+   * Internal: the ids of every member of a workspace (none when it does not
+   * exist), without the profiles ListMembers reads from auth: what notify needs
+   * for each event it handles.
+   */
+  listMemberIds: {
+    path: "/taskboard.workspace.v1.WorkspaceService/ListMemberIds" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WorkspaceRef): Buffer => Buffer.from(WorkspaceRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WorkspaceRef => WorkspaceRef.decode(value),
+    responseSerialize: (value: MemberIds): Buffer => Buffer.from(MemberIds.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MemberIds => MemberIds.decode(value),
+  },
 } as const;
 
 export interface WorkspaceServiceServer extends UntypedServiceImplementation {
@@ -1038,6 +1103,12 @@ export interface WorkspaceServiceServer extends UntypedServiceImplementation {
    * may ask about themself; the internal token may ask about anyone.
    */
   getMembership: handleUnaryCall<MemberRef, Membership>;
+  /**
+   * Internal: the ids of every member of a workspace (none when it does not
+   * exist), without the profiles ListMembers reads from auth: what notify needs
+   * for each event it handles.
+   */
+  listMemberIds: handleUnaryCall<WorkspaceRef, MemberIds>;
 }
 
 export interface WorkspaceServiceClient extends Client {
@@ -1191,6 +1262,26 @@ export interface WorkspaceServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Membership) => void,
+  ): ClientUnaryCall;
+  /**
+   * Internal: the ids of every member of a workspace (none when it does not
+   * exist), without the profiles ListMembers reads from auth: what notify needs
+   * for each event it handles.
+   */
+  listMemberIds(
+    request: WorkspaceRef,
+    callback: (error: ServiceError | null, response: MemberIds) => void,
+  ): ClientUnaryCall;
+  listMemberIds(
+    request: WorkspaceRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MemberIds) => void,
+  ): ClientUnaryCall;
+  listMemberIds(
+    request: WorkspaceRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MemberIds) => void,
   ): ClientUnaryCall;
 }
 

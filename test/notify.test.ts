@@ -277,6 +277,29 @@ describe("notify: recipients and content", () => {
     expect(await mailsTo(leaving.email)).toEqual([]);
   });
 
+  test("notify: its cached member list follows changes at once: an added member gets the next mail, a removed one none", async () => {
+    const { workspaceId, owner, members } = await team("Owner", "Bob");
+    const [bob] = members as [SignedUp];
+    const dave = await signUp(mesh.api, "Dave");
+    const first = await createTask(owner, workspaceId, { title: "Cache warm-up" });
+    await waitForMails(bob, "Cache warm-up");
+    await handled("task.created", first.id);
+    const cached = await metric(notifyProcess(), "taskboard_membership_lookups_total", 'source="cache"');
+
+    expect((await owner.api.post(`/workspaces/${workspaceId}/members`, { user_id: dave.id, role: "member" })).status).toBe(201);
+    expect((await owner.api.delete(`/workspaces/${workspaceId}/members/${bob.id}`)).status).toBe(204);
+    const second = await createTask(owner, workspaceId, { title: "After the changes" });
+    await waitForMails(dave, "After the changes");
+    await handled("task.created", second.id);
+    expect(await mailsAbout(bob, "After the changes")).toEqual([]);
+
+    // With no change in between, the list comes from the cache (so the evictions above were what refreshed it).
+    const third = await createTask(owner, workspaceId, { title: "Unchanged members" });
+    await waitForMails(dave, "Unchanged members");
+    await handled("task.created", third.id);
+    expect(await metric(notifyProcess(), "taskboard_membership_lookups_total", 'source="cache"')).toBeGreaterThan(cached);
+  });
+
   test("notify: task.assigned mails the assignee, and nobody when someone assigns themself", async () => {
     const { workspaceId, owner, members } = await team("Owner", "Bob", "Carol");
     const [bob, carol] = members as [SignedUp, SignedUp];

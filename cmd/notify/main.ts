@@ -14,6 +14,7 @@ import { ensureStream } from "../../internal/platform/stream.js";
 import { loadNotifyConfig } from "../../internal/notify/config.js";
 import { NotifyConsumers } from "../../internal/notify/consumers.js";
 import { ServiceDirectory } from "../../internal/notify/directory.js";
+import { CachedMemberships } from "../../internal/platform/memberships.js";
 import { SesMailer } from "../../internal/notify/mailer.js";
 import { NotifyMetrics } from "../../internal/notify/metrics.js";
 import { NotifyService } from "../../internal/notify/service.js";
@@ -41,6 +42,8 @@ runMain("notify", async () => {
   const auth = connectService(AuthServiceClient, config.AUTH_ADDR, config.INTERNAL_TOKEN, config.GRPC_TIMEOUT_MS);
   const workspace = connectService(WorkspaceServiceClient, config.WORKSPACE_ADDR, config.INTERNAL_TOKEN, config.GRPC_TIMEOUT_MS);
   const tasks = connectService(TaskServiceClient, config.TASK_ADDR, config.INTERNAL_TOKEN, config.GRPC_TIMEOUT_MS);
+  const memberships = new CachedMemberships(workspace, log, { registry });
+  await memberships.followChanges(nc, subjects);
   const mailer = new SesMailer({
     endpoint: config.SES_ENDPOINT,
     region: config.SES_REGION,
@@ -53,7 +56,7 @@ runMain("notify", async () => {
   const service = new NotifyService(
     new DeliveryStore(sql),
     outbox,
-    new ServiceDirectory(auth, workspace, tasks),
+    new ServiceDirectory(auth, memberships, tasks),
     mailer,
     new NotifyMetrics(registry),
     log,
@@ -84,6 +87,7 @@ runMain("notify", async () => {
     .add("mark stopping", () => health.markStopping())
     .add("consumers", () => consumers.close())
     .add("outbox", () => outbox.close())
+    .add("memberships", () => memberships.close())
     .add("service clients", () => [auth, workspace, tasks].forEach((client) => client.close()))
     .add("ses", () => mailer.close())
     .add("nats", () => nc.drain())

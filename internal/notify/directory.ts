@@ -1,15 +1,15 @@
 import type { AuthServiceClient, User } from "../../api/gen/taskboard/auth/v1/auth.js";
 import type { Comment, Task, TaskServiceClient } from "../../api/gen/taskboard/task/v1/task.js";
-import type { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import { AppError } from "../platform/errors.js";
 import type { ServiceClient } from "../platform/grpc-client.js";
+import type { CachedMemberships } from "../platform/memberships.js";
 
 export type { Comment, Task, User };
 
 /** The facts notify needs from the other services, read at send time. */
 export interface Directory {
   /** The ids of the workspace's members now (empty when the workspace is gone). */
-  memberIds(workspaceId: string): Promise<Set<string>>;
+  memberIds(workspaceId: string): Promise<ReadonlySet<string>>;
   /** Users by id (deleted ones are missing). */
   users(ids: string[]): Promise<Map<string, User>>;
   /** A task, or undefined when it was deleted. */
@@ -21,16 +21,16 @@ export interface Directory {
 const PAGE = 200;
 const INTERNAL = { internal: true } as const;
 
-/** The Directory over gRPC, acting as a service (INTERNAL_TOKEN). */
+/** The Directory over gRPC, acting as a service (INTERNAL_TOKEN); member lists through the membership cache. */
 export class ServiceDirectory implements Directory {
   constructor(
     private readonly auth: ServiceClient<AuthServiceClient>,
-    private readonly workspace: ServiceClient<WorkspaceServiceClient>,
+    private readonly memberships: CachedMemberships,
     private readonly tasks: ServiceClient<TaskServiceClient>,
   ) {}
 
-  async memberIds(workspaceId: string): Promise<Set<string>> {
-    return new Set((await this.workspace.call("listMemberIds", { workspace_id: workspaceId }, INTERNAL)).user_ids);
+  memberIds(workspaceId: string): Promise<ReadonlySet<string>> {
+    return this.memberships.memberIds(workspaceId);
   }
 
   async users(ids: string[]): Promise<Map<string, User>> {

@@ -25,13 +25,14 @@ const ROLES = new Set<string>(["owner", "admin", "member"]);
 
 /**
  * Memberships as the workspace service knows them (GetMembership), with the
- * positive answers cached in memory so most task calls cost no extra hop.
+ * positive answers cached in memory so most task calls cost no extra hop; and
+ * the member lists of workspaces (ListMemberIds), for notify's recipients.
  *
  * Why the cache is safe: an entry must never outlive the membership it
  * describes by more than the time a change takes to reach us, and a removed
  * member's next call must already be refused. Two feeds evict entries:
- *   1. the workspace service announces every removal, role change and
- *      workspace deletion on a core NATS subject and flushes it to the server
+ *   1. the workspace service announces every addition, removal, role change
+ *      and workspace deletion on a core NATS subject and flushes it to the server
  *      BEFORE it answers the call that made the change (see
  *      internal/workspace/membership-changes.ts). The DELETE returns only once
  *      NATS holds the announcement, which then reaches us over an open
@@ -46,10 +47,13 @@ const ROLES = new Set<string>(["owner", "admin", "member"]);
  * missed), a lookup that was in flight when an eviction arrived is not cached
  * (its answer may predate the change), and entries expire after `ttlMs`
  * anyway, which bounds the damage of any missed message. Negative answers are
- * never cached, so a new member has access at once.
+ * never cached, so a new member has access at once; a member list is evicted
+ * by an addition as by any other change, so a new member gets mail at once.
  */
 export class CachedMemberships implements Memberships {
   private readonly cache: LRUCache<string, WorkspaceRole>;
+  /** Every member id of a workspace (notify's recipients), evicted by any change in it, additions included. */
+  private readonly lists: LRUCache<string, ReadonlySet<string>>;
   private readonly inflight = new Map<string, Promise<WorkspaceRole | undefined>>();
   private readonly subscriptions: Subscription[] = [];
   private readonly lookups: Counter<"source">;
@@ -67,6 +71,7 @@ export class CachedMemberships implements Memberships {
     options: MembershipCacheOptions = {},
   ) {
     this.cache = new LRUCache({ max: options.max ?? 100_000, ttl: options.ttlMs ?? 30_000 });
+    this.lists = new LRUCache({ max: 10_000, ttl: options.ttlMs ?? 30_000 });
     this.lookups = new Counter({
       name: "taskboard_membership_lookups_total",
       help: "Membership checks, by where the answer came from (cache, or the workspace service)",
@@ -96,10 +101,25 @@ export class CachedMemberships implements Memberships {
     return pending;
   }
 
+  /** The ids of every member of the workspace (none when it does not exist); cached like roles. */
+  async memberIds(workspaceId: string): Promise<ReadonlySet<string>> {
+    const cached = this.lists.get(workspaceId);
+    if (cached) {
+      this.lookups.inc({ source: "cache" });
+      return cached;
+    }
+    const epoch = this.epoch;
+    this.lookups.inc({ source: "workspace" });
+    const ids = new Set((await this.workspace.call("listMemberIds", { workspace_id: workspaceId }, { internal: true })).user_ids);
+    if (this.live && epoch === this.epoch) this.lists.set(workspaceId, ids);
+    return ids;
+  }
+
   /** Follows every feed of membership changes (see the class comment). */
   followChanges(nc: NatsConnection, subjects: Subjects): Promise<void> {
     return this.follow(nc, [
       subjects.membershipChanges,
+      subjects.liveAll("member.added"),
       subjects.liveAll("member.removed"),
       subjects.liveAll("member.role_changed"),
       subjects.liveAll("workspace.deleted"),
@@ -134,6 +154,7 @@ export class CachedMemberships implements Memberships {
   /** Drops what one change makes stale: a user's membership, or all of a workspace's. */
   evict(workspaceId: string, userId?: string): void {
     this.epoch++;
+    this.lists.delete(workspaceId);
     if (userId) {
       const key = cacheKey(workspaceId, userId);
       this.cache.delete(key);
@@ -148,6 +169,7 @@ export class CachedMemberships implements Memberships {
   clear(): void {
     this.epoch++;
     this.cache.clear();
+    this.lists.clear();
     this.inflight.clear();
   }
 
@@ -194,6 +216,7 @@ export class CachedMemberships implements Memberships {
         this.evict(workspaceId, userId);
         break;
       }
+      case "member.added":
       case "member.role_changed":
         this.evict(workspaceId, event.aggregate_id);
         break;

@@ -4,9 +4,9 @@ import type { Logger } from "../platform/logger.js";
 import type { MembershipChanges } from "./service.js";
 
 /**
- * Announces removals, role changes and workspace deletions on core NATS and
- * waits until the server holds them (flush), before the change's call
- * answers. Services that cache memberships (the task service) evict at once,
+ * Announces additions, removals, role changes and workspace deletions on core
+ * NATS and waits until the server holds them (flush), before the change's call
+ * answers. Services that cache memberships (gateway, task, export, notify) evict at once,
  * instead of when the outbox relay gets the stored event out some time after
  * commit. Best effort: a failure is logged, and the stored event still
  * follows.

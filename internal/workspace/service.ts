@@ -103,7 +103,7 @@ export class WorkspaceService {
 
   async delete(principal: Principal, input: { workspace_id: string }): Promise<void> {
     const id = parseInput(workspaceId, input.workspace_id);
-    await this.revoking(async (tx, emit) => {
+    await this.changingMembers(async (tx, emit) => {
       await this.requireRole(tx, principal, id, ["owner"]);
       await this.store.delete(tx, id);
       emit({ type: "workspace.deleted", workspace_id: id, user_id: this.user(principal).userId, aggregate_id: id, data: { id } });
@@ -123,7 +123,7 @@ export class WorkspaceService {
         : { emails: [parseInput(z.email("email must be a valid e-mail address"), input.who.value.trim().toLowerCase())] };
     const [profile] = await this.directory.lookup(who, { token: caller.token });
     if (!profile) throw notFound("user");
-    return this.outbox.transaction(async (tx, emit) => {
+    return this.changingMembers(async (tx, emit) => {
       await this.requireRole(tx, principal, id, ["owner", "admin"]);
       const row = await this.store.addMember(tx, { workspace_id: id, user_id: profile.id, role });
       if (!row) throw new AppError("conflict", "already a member of this workspace");
@@ -148,7 +148,7 @@ export class WorkspaceService {
     const role = parseInput(workspaceFields.grantableRole, input.role);
     await this.roleOf(principal, workspace_id);
     const profile = (await this.profiles([user_id], principal)).get(user_id);
-    return this.revoking(async (tx, emit) => {
+    return this.changingMembers(async (tx, emit) => {
       await this.requireRole(tx, principal, workspace_id, ["owner"]);
       const target = await this.store.membership(workspace_id, user_id, tx);
       if (!target) throw notFound("member");
@@ -168,7 +168,7 @@ export class WorkspaceService {
   async removeMember(principal: Principal, input: { workspace_id: string; user_id: string }): Promise<void> {
     const caller = this.user(principal);
     const { workspace_id, user_id } = parseInput(memberRef, input);
-    await this.revoking(async (tx, emit) => {
+    await this.changingMembers(async (tx, emit) => {
       const leaving = caller.userId === user_id;
       await this.requireRole(tx, principal, workspace_id, leaving ? ["owner", "admin", "member"] : ["owner", "admin"]);
       const target = await this.store.membership(workspace_id, user_id, tx);
@@ -201,7 +201,7 @@ export class WorkspaceService {
 
   /** A deleted user leaves every workspace; the workspaces they own are deleted. */
   async removeUser(deletedUserId: string): Promise<void> {
-    await this.revoking(async (tx, emit) => {
+    await this.changingMembers(async (tx, emit) => {
       for (const id of await this.store.ownedBy(tx, deletedUserId)) {
         await this.store.delete(tx, id);
         emit({ type: "workspace.deleted", workspace_id: id, user_id: deletedUserId, aggregate_id: id, data: { id } });
@@ -219,8 +219,8 @@ export class WorkspaceService {
     });
   }
 
-  /** An outbox transaction whose events revoke access: announced once committed, before the call answers. */
-  private async revoking<T>(work: (tx: TransactionSql, emit: Emit) => Promise<T>): Promise<T> {
+  /** An outbox transaction that changes who belongs where: its events are announced once committed, before the call answers. */
+  private async changingMembers<T>(work: (tx: TransactionSql, emit: Emit) => Promise<T>): Promise<T> {
     const events: Event[] = [];
     const result = await this.outbox.transaction((tx, emit) =>
       work(tx, (input) => {

@@ -110,7 +110,7 @@ class CuttableProxy {
   }
 }
 
-async function openPage(label: string, user: SignedUp, baseUrl = mesh!.url): Promise<Session> {
+async function openPage(label: string, user: SignedUp, baseUrl = mesh!.url, path = "/"): Promise<Session> {
   const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
   const page = await context.newPage();
   const session: Session = { label, user, context, page, sockets: [], navigations: 0, problems: [] };
@@ -122,7 +122,7 @@ async function openPage(label: string, user: SignedUp, baseUrl = mesh!.url): Pro
   page.on("console", (message) => {
     if (message.type() === "error" && /Content Security Policy/i.test(message.text())) session.problems.push(message.text());
   });
-  const response = await page.goto(`${baseUrl}/`);
+  const response = await page.goto(`${baseUrl}${path}`);
   expect(response?.status()).toBe(200);
   return session;
 }
@@ -334,6 +334,21 @@ test("browser: the page refreshes its access token before it expires and hands t
       await session.context.close();
     }
     await shortLived.stop();
+  }
+});
+
+test("browser: a link to a workspace (as in notification e-mails) opens it and joins its room after logging in", async () => {
+  const linked = await openPage("page3-bob-link", bob.user, mesh!.url, `/?workspace=${workspaceId}`);
+  try {
+    await linked.page.getByTestId("login-email").fill(bob.user.email);
+    await linked.page.getByTestId("login-password").fill(bob.user.password);
+    await linked.page.getByTestId("login-button").click();
+    await waitConnected(linked);
+    expect(await linked.page.getByTestId("workspace-select").inputValue()).toBe(workspaceId);
+    expect(linked.sockets[0]).toContain(`/ws/${workspaceId}?token=`);
+    expect(linked.problems).toEqual([]);
+  } finally {
+    await linked.context.close();
   }
 });
 

@@ -185,6 +185,8 @@ describe("members", () => {
       expect(unknown.user_ids).toEqual([]);
       await expect(client.call("listMemberIds", { workspace_id: c.workspaceId }, { token: c.owner.accessToken })).rejects.toMatchObject({ code: "unauthorized" });
       await expect(client.call("listMemberIds", { workspace_id: "nope" }, { internal: true })).rejects.toMatchObject({ code: "validation_failed" });
+      // The profiles (ListMembers) are for members only, never the service token.
+      await expect(client.call("listMembers", { workspace_id: c.workspaceId, page: undefined }, { internal: true })).rejects.toMatchObject({ code: "unauthorized" });
     } finally {
       client.close();
     }

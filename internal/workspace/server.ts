@@ -17,7 +17,7 @@ export function workspaceHandlers(service: WorkspaceService): Handlers<typeof Wo
       },
     },
     addMember: { access: "user", handle: (req, ctx) => service.addMember(ctx.principal, req) },
-    listMembers: { access: "user-or-internal", handle: (req, ctx) => service.listMembers(ctx.principal, req) },
+    listMembers: { access: "user", handle: (req, ctx) => service.listMembers(ctx.principal, req) },
     updateMember: { access: "user", handle: (req, ctx) => service.updateMember(ctx.principal, req) },
     removeMember: {
       access: "user",

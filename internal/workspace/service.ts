@@ -135,7 +135,7 @@ export class WorkspaceService {
 
   async listMembers(principal: Principal, input: { workspace_id: string; page: { limit: number; cursor: string } | undefined }) {
     const id = parseInput(workspaceId, input.workspace_id);
-    if (principal.kind !== "internal") await this.roleOf(principal, id);
+    await this.roleOf(principal, id);
     const limit = pageSize(input.page?.limit ?? 0);
     const rows = await this.store.pageMembers(id, decodeCursor(input.page?.cursor ?? ""), limit);
     const { items, next_cursor } = pageOf(rows, limit, (row) => row.seq);
@@ -254,8 +254,7 @@ export class WorkspaceService {
 
   private async profiles(userIds: string[], principal: Principal): Promise<Map<string, User>> {
     if (userIds.length === 0) return new Map();
-    const call: OutgoingCall = principal.kind === "user" ? { token: principal.token } : { internal: true };
-    const users = await this.directory.lookup({ user_ids: userIds }, call);
+    const users = await this.directory.lookup({ user_ids: userIds }, { token: this.user(principal).token });
     return new Map(users.map((u) => [u.id, u]));
   }
 }

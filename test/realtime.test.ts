@@ -98,7 +98,14 @@ describe("rooms", () => {
   test("realtime: a client gets `connected`, then every event of its room with the envelope and seq, in commit order", async () => {
     const t = await team();
     const client = await open(mesh.url, t.workspaceId, t.member.accessToken);
-    expect(client.frames[0]).toEqual({ type: "connected", workspace_id: t.workspaceId, connection_id: expect.any(String), seq: expect.any(Number) });
+    expect(client.frames[0]).toEqual({
+      type: "connected",
+      workspace_id: t.workspaceId,
+      connection_id: expect.any(String),
+      seq: expect.any(Number),
+      epoch: expect.stringMatching(/.+/),
+      first_seq: expect.any(Number),
+    });
     const ids = await createTasks(t.owner.api, t.workspaceId, 25);
     const created = await client.waitForEvents("task.created", 25, (f) => f.type === "task.created");
     expect(created.map((f) => f.aggregate_id)).toEqual(ids);

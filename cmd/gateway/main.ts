@@ -36,6 +36,7 @@ import { TaskBatches } from "../../internal/gateway/task-batches.js";
 import { notFound } from "../../internal/platform/errors.js";
 import { CachedMemberships } from "../../internal/platform/memberships.js";
 import { StaticFiles } from "../../internal/gateway/static-files.js";
+import { cachedFor } from "../../internal/platform/cached.js";
 
 runMain("gateway", async () => {
   const config = loadGatewayConfig(process.env);
@@ -84,11 +85,13 @@ runMain("gateway", async () => {
   const hub = new RoomHub(
     {
       app: server.app,
-      nc,
+      feed: { nc, jsm, stream: config.NATS_STREAM, log, heartbeatMs: config.WS_FEED_HEARTBEAT_MS },
       reader,
       subjects,
       metrics,
       log,
+      streamState: cachedFor(1_000, () => reader.state()),
+      history: { maxEvents: config.WS_ROOM_HISTORY_EVENTS, maxBytes: config.WS_ROOM_HISTORY_BYTES },
       catchUpHighWater: Math.floor(config.WS_MAX_BACKPRESSURE_BYTES / 4),
       drainTimeoutMs: 10_000,
     },

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { AckPolicy, DeliverPolicy, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
-import type { Event } from "../platform/events.js";
+import { decodeEvent } from "../platform/events.js";
 import type { Logger } from "../platform/logger.js";
 import type { JobDelivery, RunResult } from "./runner.js";
 
@@ -102,10 +102,8 @@ export class ExportQueue {
   }
 
   private async handle(message: JsMsg, signal: AbortSignal): Promise<void> {
-    let event: Event;
-    try {
-      event = JSON.parse(new TextDecoder().decode(message.data)) as Event;
-    } catch {
+    const event = decodeEvent(message.data);
+    if (!event) {
       this.log.error({ subject: message.subject, seq: message.seq }, "undecodable export job dropped");
       message.term();
       return;

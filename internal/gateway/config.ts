@@ -27,6 +27,11 @@ export const gatewayEnv = {
   /** Client frames per second a socket may send, and the burst above it. */
   WS_CLIENT_RATE: env.int(20, 1),
   WS_CLIENT_BURST: env.int(40, 1),
+  /** Recent events each room keeps in memory for clients that resume with `since` (by count and bytes). */
+  WS_ROOM_HISTORY_EVENTS: env.int(5_000, 1),
+  WS_ROOM_HISTORY_BYTES: env.int(8 * 1024 * 1024, 1_024),
+  /** Idle heartbeat of a room's JetStream feed; three missed ones restart it. */
+  WS_FEED_HEARTBEAT_MS: env.int(2_000, 100),
   /** A crashed replica's presence entries disappear after this long. */
   PRESENCE_TTL_SECONDS: env.int(30, 3),
   /** A user gone for less than this (a quick reconnect) does not leave. */

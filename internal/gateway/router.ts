@@ -142,20 +142,22 @@ export class Router {
     const baseLog = this.deps.log;
     let log: Logger | undefined;
     const requestLog = () => (log ??= baseLog.child({ request_id: requestId }));
-    const body = r.body ? this.readBody(res, contentLength) : Promise.resolve(undefined);
+    const body = r.body ? this.readBody(res, contentLength) : undefined;
+    // Read from now on, as uWS requires; awaited below only once path and token pass. A
+    // failure (413) before then must not become an unhandled rejection.
+    body?.catch(() => undefined);
 
     const run = async (): Promise<Reply> => {
       for (const param of compiled.params) if (param.schema) parseInput(param.schema, params[param.name]);
       const caller = await this.authenticate(r.auth, authorization);
       let parsedBody: unknown;
-      if (r.body) {
+      if (r.body && body) {
         if (!/^application\/json\s*(;|$)/i.test(contentType)) {
-          body.catch(() => undefined);
           throw new AppError("unsupported_media_type", "Content-Type must be application/json");
         }
-        parsedBody = parseInput(r.body, parseJson(await body));
+        parsedBody = parseInput(r.body, refuseNul(parseJson(await body), "request body"));
       }
-      const parsedQuery = r.query ? parseInput(r.query, Object.fromEntries(new URLSearchParams(query))) : {};
+      const parsedQuery = r.query ? parseInput(r.query, refuseNul(Object.fromEntries(new URLSearchParams(query)), "query")) : {};
       return r.handle({
         requestId,
         get log() {
@@ -291,6 +293,27 @@ class RequestState {
 
 function statusLine(status: number): string {
   return `${status} ${STATUS_CODES[status] ?? ""}`;
+}
+
+/**
+ * Refuses NUL characters anywhere in a value (strings and keys, at any depth):
+ * Postgres text cannot hold them, and no field of the API needs one.
+ */
+function refuseNul<T>(value: T, where: string): T {
+  const visit = (v: unknown): void => {
+    if (typeof v === "string") {
+      if (v.includes("\u0000")) throw new AppError("validation_failed", `${where} contains a NUL character`);
+    } else if (Array.isArray(v)) {
+      for (const item of v) visit(item);
+    } else if (typeof v === "object" && v !== null) {
+      for (const [key, item] of Object.entries(v)) {
+        visit(key);
+        visit(item);
+      }
+    }
+  };
+  visit(value);
+  return value;
 }
 
 function parseJson(raw: Buffer | undefined): unknown {

@@ -44,11 +44,13 @@ export function fromItemError(error: ItemError): AppError {
  * Coalesces the calls made during one turn of the event loop into one batch
  * (DataLoader-style): under light load a batch holds one call and waits for
  * nothing but the next turn; under load, many. `run` answers each item with a
- * result or an Error (that item's caller gets it thrown); if `run` fails, every
- * item of the batch fails with it.
+ * result or an Error (that item's caller gets it thrown). If `run` fails as a
+ * whole for a reason other than an outage (one item made the call itself fail),
+ * each item is run again on its own, so that it fails alone; an outage
+ * (`unavailable`) fails every item at once.
  */
 export class CallBatcher<Item, Result> {
-  private pending: { item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }[] = [];
+  private pending: Pending<Item, Result>[] = [];
   private scheduled = false;
 
   constructor(
@@ -71,7 +73,10 @@ export class CallBatcher<Item, Result> {
     this.scheduled = false;
     const batch = this.pending;
     this.pending = [];
-    if (batch.length === 0) return;
+    if (batch.length > 0) this.send(batch);
+  }
+
+  private send(batch: Pending<Item, Result>[]): void {
     this.run(batch.map((b) => b.item)).then(
       (results) =>
         batch.forEach((b, i) => {
@@ -79,7 +84,16 @@ export class CallBatcher<Item, Result> {
           if (result instanceof Error || result === undefined) b.reject(result ?? new AppError("internal", "no result for a batch item"));
           else b.resolve(result);
         }),
-      (error: unknown) => batch.forEach((b) => b.reject(error)),
+      (error: unknown) => {
+        if (batch.length > 1 && classifyError(error).code !== "unavailable") for (const b of batch) this.send([b]);
+        else for (const b of batch) b.reject(error);
+      },
     );
   }
+}
+
+interface Pending<Item, Result> {
+  item: Item;
+  resolve: (result: Result) => void;
+  reject: (error: unknown) => void;
 }

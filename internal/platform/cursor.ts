@@ -3,6 +3,9 @@ import { badRequest } from "./errors.js";
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
 
+/** Positions are Postgres bigint values (and stream sequences, which are smaller). */
+const MAX_POSITION = 9_223_372_036_854_775_807n;
+
 /** A page size within the API's bounds (0 means the default). */
 export function pageSize(limit: number): number {
   if (!limit) return DEFAULT_PAGE_SIZE;
@@ -22,7 +25,7 @@ export function decodeCursor(cursor: string): string | undefined {
   if (!cursor) return undefined;
   const text = Buffer.from(cursor, "base64url").toString();
   const match = /^v1:(\d{1,19})$/.exec(text);
-  if (!match) throw badRequest("invalid cursor");
+  if (!match || BigInt(match[1]!) > MAX_POSITION) throw badRequest("invalid cursor");
   return match[1];
 }
 

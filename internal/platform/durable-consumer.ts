@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
-import type { Event } from "./events.js";
+import { decodeEvent, type Event } from "./events.js";
 import type { Logger } from "./logger.js";
 
 export interface DurableConsumerOptions {
@@ -87,10 +87,8 @@ export class DurableConsumer {
   private async run(messages: ConsumerMessages): Promise<void> {
     for await (const message of messages) {
       const attempt = message.info.redeliveryCount;
-      let event: Event;
-      try {
-        event = JSON.parse(new TextDecoder().decode(message.data)) as Event;
-      } catch {
+      const event = decodeEvent(message.data);
+      if (!event) {
         this.log.error({ subject: message.subject, seq: message.seq }, "undecodable event dropped");
         message.term();
         continue;

@@ -50,6 +50,25 @@ export interface NewEvent {
   data: Record<string, unknown>;
 }
 
+const decoder = new TextDecoder();
+
+/**
+ * An envelope from NATS bytes, or undefined when they are not one (not JSON,
+ * not an object with a string `type`). Messages come from other processes:
+ * a malformed one is dropped by the reader, never thrown out of a callback.
+ */
+export function decodeEvent(data: Uint8Array): Event | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined; // not JSON: the caller logs and drops it
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const event = value as Partial<Event>;
+  return typeof event.type === "string" && typeof event.id === "string" ? (event as Event) : undefined;
+}
+
 /** A fresh envelope: a new UUID and the current time. */
 export function newEvent(input: NewEvent): Event {
   return {

@@ -36,10 +36,16 @@ type StreamNames<C> = { [K in MethodNames<C>]: ReturnsStream<C[K]> extends true 
 type Req<F> = F extends StreamFn<infer R, any> ? R : F extends UnaryFn<infer R, any> ? R : never;
 type Res<F> = F extends StreamFn<any, infer R> ? R : F extends UnaryFn<any, infer R> ? R : never;
 
+/**
+ * The largest message between processes: a full batch of the gateway (128 tasks
+ * of up to about 31 KB each, with their tokens) fits with room to spare.
+ */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 export const channelOptions: grpc.ClientOptions = {
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
-  "grpc.max_receive_message_length": 4 * 1024 * 1024,
+  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
   // No transparent retries: each call is one attempt (the callers decide), and grpc-js skips
   // buffering every request for a possible retry.
   "grpc.enable_retries": 0,

@@ -6,6 +6,7 @@ import { classifyError } from "./failures.js";
 import type { Logger } from "./logger.js";
 import type { Access, Principal } from "./principal.js";
 import type { AccessClaims } from "./access-tokens.js";
+import { MAX_MESSAGE_BYTES } from "./grpc-client.js";
 
 export interface CallContext {
   principal: Principal;
@@ -58,7 +59,7 @@ export interface GrpcServerDeps {
  */
 export class GrpcServer {
   private readonly server = new grpc.Server({
-    "grpc.max_receive_message_length": 4 * 1024 * 1024,
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.keepalive_permit_without_calls": 1,
   });
   private readonly handled: Counter<"method" | "code">;

@@ -3,7 +3,7 @@ import type { NatsConnection, Subscription } from "nats";
 import { Counter, type Registry } from "prom-client";
 import type { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import { AppError } from "./errors.js";
-import type { Event, Subjects } from "./events.js";
+import { decodeEvent, type Subjects } from "./events.js";
 import type { OutgoingCall, ServiceClient } from "./grpc-client.js";
 import type { Logger } from "./logger.js";
 /** A member's role in a workspace. */
@@ -200,10 +200,8 @@ export class CachedMemberships implements Memberships {
   }
 
   private apply(data: Uint8Array): void {
-    let event: Event;
-    try {
-      event = JSON.parse(new TextDecoder().decode(data)) as Event;
-    } catch {
+    const event = decodeEvent(data);
+    if (!event) {
       this.log.warn("undecodable membership change; cache cleared");
       this.clear();
       return;

@@ -6,6 +6,7 @@ import type { Logger } from "./logger.js";
 import type { Migration } from "./migrate.js";
 import type { PendingQuery, Row } from "postgres";
 import type { Sql, TransactionSql } from "./postgres.js";
+import { exponentialBackoff } from "./retry.js";
 
 /** The outbox table every publishing schema gets before its own migrations. */
 export const outboxMigration: Migration = {
@@ -34,6 +35,19 @@ interface OutboxRow {
   msg_id: string;
   payload: string;
   created_at: Date;
+}
+
+type Reserved = Awaited<ReturnType<Sql["reserve"]>>;
+
+/** Publish retries: 100 ms doubling to 5 s. */
+const retryPolicy = exponentialBackoff(100, 5_000);
+
+/** The relay's lock session is gone: it must stop relaying (another replica may lead now). */
+class LockLost extends Error {
+  override name = "LockLost";
+  constructor(schema: string, cause: unknown) {
+    super(`outbox relay of ${schema} lost its lock session`, { cause });
+  }
 }
 
 /** Collects the events of one transaction. */
@@ -162,9 +176,15 @@ export class Outbox {
     this.wakeUp?.();
   }
 
+  /**
+   * Tries for the lock every few poll intervals; leads while it holds it. The
+   * lock is a session lock on a reserved connection: when that connection dies
+   * (Postgres restarted, the backend killed), Postgres releases the lock and
+   * another replica may take it, so this relay stops at its next read (see drain).
+   */
   private async elect(): Promise<void> {
     while (!this.closed) {
-      let conn: Awaited<ReturnType<Sql["reserve"]>> | undefined;
+      let conn: Reserved | undefined;
       try {
         conn = await this.sql.reserve();
         const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.lockKey}::bigint) as locked`;
@@ -178,6 +198,7 @@ export class Outbox {
       } finally {
         if (this.leader) {
           this.leader = false;
+          // Fails harmlessly when the session is gone: its locks went with it.
           if (conn) await conn`select pg_advisory_unlock(${this.lockKey}::bigint)`.catch(() => undefined);
         }
         conn?.release();
@@ -186,32 +207,43 @@ export class Outbox {
     }
   }
 
-  /** Relays until closed or the lock's connection fails (then another replica may lead). */
-  private async lead(conn: Awaited<ReturnType<Sql["reserve"]>>): Promise<void> {
-    let backoffMs = 100;
-    while (!this.closed) {
+  /**
+   * Relays until closed or the lock's session is lost (drain throws LockLost,
+   * which ends the lead). A publish failure (NATS down) is retried with backoff.
+   */
+  private async lead(conn: Reserved): Promise<void> {
+    for (let attempt = 0; !this.closed; ) {
       this.dirty = false;
       try {
-        await this.drain();
-        backoffMs = 100;
+        await this.drain(conn);
+        attempt = 0;
       } catch (error) {
+        if (error instanceof LockLost) throw error;
         this.failures.inc();
         this.log.warn({ err: error, schema: this.options.schema }, "outbox publish failed; will retry");
-        await this.idle(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5_000);
+        await this.idle(retryPolicy.backoff(attempt++));
         continue;
       }
       if (!this.dirty) await this.idle(this.pollMs);
-      await conn`select 1`;
     }
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Publishes every row, in table order. Rows are read on the lock's own
+   * session, so a relay whose session died reads nothing and publishes nothing
+   * more; what it published just before is de-duplicated by JetStream
+   * (Nats-Msg-Id) if the next leader publishes it again.
+   */
+  private async drain(conn: Reserved): Promise<void> {
     const table = this.sql(this.options.schema);
     for (;;) {
-      const rows = await this.sql<OutboxRow[]>`
-        select id, subject, msg_id, payload, created_at from ${table}.outbox order by id limit ${this.batchSize}`;
-      if (rows.length === 0) return;
+      const rows = await conn<OutboxRow[]>`
+        select id, subject, msg_id, payload, created_at from ${table}.outbox order by id limit ${this.batchSize}`.catch(
+        (error: unknown) => {
+          throw new LockLost(this.options.schema, error);
+        },
+      );
+      if (rows.length === 0 || this.closed) return;
       // Pipelined on one connection, so JetStream stores them in this order.
       const results = await Promise.allSettled(
         rows.map((row) =>

@@ -7,11 +7,16 @@ export const TASK_PRIORITIES = ["low", "medium", "high", "urgent"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 export type TaskPriority = (typeof TASK_PRIORITIES)[number];
 
-/** An RFC 3339 date-time (Z or an offset), normalised to UTC ISO with milliseconds. */
+/** The dates a task may carry: years 1 to 9999, which Postgres stores and RFC 3339 writes. */
+const EARLIEST = Date.parse("0001-01-01T00:00:00Z");
+const LATEST = Date.parse("9999-12-31T23:59:59.999Z");
+
+/** An RFC 3339 date-time (Z or an offset) in years 1–9999, normalised to UTC ISO with milliseconds. */
 const dateTime = (name: string) =>
   z.iso
     .datetime({ offset: true, error: `${name} must be an RFC 3339 date-time, e.g. 2030-01-31T17:00:00Z` })
     .refine((v) => !Number.isNaN(Date.parse(v)), `${name} must be an RFC 3339 date-time, e.g. 2030-01-31T17:00:00Z`)
+    .refine((v) => Date.parse(v) >= EARLIEST && Date.parse(v) <= LATEST, `${name} must be between 0001-01-01 and 9999-12-31`)
     .transform((v) => new Date(v).toISOString());
 
 /** Task and comment fields, shared by the gateway's request schemas and the service. */

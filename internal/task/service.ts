@@ -117,8 +117,17 @@ export class TaskService {
       ),
     );
     const accepted = prepared.filter((p): p is PreparedTask => !(p instanceof AppError));
-    if (accepted.length > 0) await this.writeTasks(accepted);
-    return prepared.map((p) => (p instanceof AppError ? p : p.task));
+    const failed = new Map<PreparedTask, AppError>();
+    try {
+      if (accepted.length > 0) await this.writeTasks(accepted);
+    } catch (error) {
+      // An outage fails every item; a row the database refused fails only its own
+      // item, so each is written again on its own.
+      if (classifyError(error).code === "unavailable") throw error;
+      if (accepted.length === 1) failed.set(accepted[0]!, classifyError(error));
+      else for (const p of accepted) await this.writeTasks([p]).catch((e: unknown) => failed.set(p, classifyError(e)));
+    }
+    return prepared.map((p) => (p instanceof AppError ? p : (failed.get(p) ?? p.task)));
   }
 
   /** Many users' reads (the gateway's batches): one query, each item authorised on its own. */

@@ -12,6 +12,8 @@ export interface Connection {
   readonly userId: string;
   readonly name: string;
   readonly since: number | undefined;
+  /** The history `since` belongs to, as the client last saw it in `connected`. */
+  readonly epoch: string | undefined;
   /** Access token expiry (epoch ms); a fresh token via {"type":"auth"} moves it. */
   expiresAt: number;
   position: number;
@@ -32,6 +34,7 @@ export function newConnection(fields: {
   userId: string;
   name: string;
   since: number | undefined;
+  epoch: string | undefined;
   expiresAt: number;
   burst: number;
 }): Connection {

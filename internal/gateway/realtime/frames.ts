@@ -14,8 +14,28 @@ export function eventFrame(envelope: Uint8Array, seq: number): Buffer | undefine
   return Buffer.concat([envelope.subarray(0, end), tail]);
 }
 
-export function connectedFrame(workspaceId: string, connectionId: string, seq: number): string {
-  return JSON.stringify({ type: "connected", workspace_id: workspaceId, connection_id: connectionId, seq });
+/**
+ * The first frame: the latest event of the workspace now (`seq`), the history
+ * it belongs to (`epoch`), its oldest retained event (`first_seq`, 0 if none),
+ * and, for a client that sent `since`, whether every event after it follows.
+ */
+export function connectedFrame(fields: {
+  workspaceId: string;
+  connectionId: string;
+  seq: number;
+  epoch: string;
+  firstSeq: number;
+  recovered: boolean | undefined;
+}): string {
+  return JSON.stringify({
+    type: "connected",
+    workspace_id: fields.workspaceId,
+    connection_id: fields.connectionId,
+    seq: fields.seq,
+    epoch: fields.epoch,
+    first_seq: fields.firstSeq,
+    ...(fields.recovered === undefined ? {} : { recovered: fields.recovered }),
+  });
 }
 
 export const pongFrame = JSON.stringify({ type: "pong" });

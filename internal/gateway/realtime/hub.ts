@@ -1,16 +1,14 @@
 import type { NatsConnection, Subscription } from "nats";
-import type { Subjects } from "../../platform/events.js";
+import { decodeEvent, type Subjects } from "../../platform/events.js";
 import type { Logger } from "../../platform/logger.js";
 import { endConnection, endSlowConnection, type Connection } from "./connection.js";
 import { CloseCode } from "./frames.js";
 import { Room, type RoomDeps } from "./rooms.js";
 
-const decoder = new TextDecoder();
-
 /**
  * The rooms this replica hosts: a room exists while it has local clients. It
- * also resyncs every room after a NATS reconnect, closes sockets whose token
- * expired, and closes the sockets of deleted accounts.
+ * also restarts every room's feed after a NATS reconnect, closes sockets whose
+ * token expired, and closes the sockets of deleted accounts.
  */
 export class RoomHub {
   private readonly rooms = new Map<string, Room>();
@@ -35,11 +33,11 @@ export class RoomHub {
     this.accountDeletions = nc.subscribe(subjects.liveAll("user.deleted"), {
       callback: (error, message) => {
         if (error) return;
-        const userId = (JSON.parse(decoder.decode(message.data)) as { aggregate_id?: string }).aggregate_id;
+        const userId = decodeEvent(message.data)?.aggregate_id;
         if (userId) this.closeUser(userId, CloseCode.tokenExpired, "account deleted");
       },
     });
-    void this.resyncOnReconnect();
+    void this.restartFeedsOnReconnect();
   }
 
   get roomCount(): number {
@@ -55,6 +53,11 @@ export class RoomHub {
   /** Admits a newly opened socket to its workspace's room. */
   async join(conn: Connection): Promise<void> {
     let room = this.rooms.get(conn.workspaceId);
+    if (room?.failed) {
+      // Its feed ended (the stream was deleted or recreated): the next client starts a new room.
+      room.dispose();
+      room = undefined;
+    }
     if (!room) {
       room = new Room(conn.workspaceId, this.deps);
       this.rooms.set(conn.workspaceId, room);
@@ -73,7 +76,7 @@ export class RoomHub {
     const room = this.rooms.get(conn.workspaceId);
     if (!room) return;
     room.remove(conn);
-    if (room.connections.size === 0) {
+    if (room.connections.size === 0 && this.rooms.get(conn.workspaceId) === room) {
       room.dispose();
       this.rooms.delete(conn.workspaceId);
       this.deps.metrics.rooms.set(this.rooms.size);
@@ -120,12 +123,13 @@ export class RoomHub {
     for (const conn of expired) endConnection(conn, CloseCode.tokenExpired, "token expired");
   }
 
-  private async resyncOnReconnect(): Promise<void> {
+  /** The server may have lost the rooms' consumers with the connection: each feed starts over after its last event. */
+  private async restartFeedsOnReconnect(): Promise<void> {
     for await (const status of this.nc.status()) {
       if (this.closed) return;
       if (status.type !== "reconnect") continue;
-      this.log.info({ rooms: this.rooms.size }, "nats reconnected: resyncing rooms");
-      await Promise.all([...this.rooms.values()].map((room) => room.resync()));
+      this.log.info({ rooms: this.rooms.size }, "nats reconnected: restarting room feeds");
+      for (const room of this.rooms.values()) room.restartFeed("nats reconnected");
     }
   }
 }

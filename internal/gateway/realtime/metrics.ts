@@ -11,6 +11,8 @@ export class RealtimeMetrics {
   readonly closedFlooding: Counter;
   readonly connectsRefused: Counter<"status">;
   readonly publishToSend: Histogram;
+  readonly caughtUp: Counter<"source">;
+  readonly historyReads: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -47,6 +49,17 @@ export class RealtimeMetrics {
       name: "taskboard_ws_publish_to_send_seconds",
       help: "From JetStream storing an event to the gateway handing it to its clients",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.caughtUp = new Counter({
+      name: "taskboard_ws_catchup_events_total",
+      help: "Events sent to clients catching up, by where they came from (memory or a JetStream read)",
+      labelNames: ["source"],
+      registers,
+    });
+    this.historyReads = new Counter({
+      name: "taskboard_ws_history_reads_total",
+      help: "JetStream reads of a room's events below its memory (each shared by the clients that need it)",
       registers,
     });
   }

@@ -120,8 +120,8 @@ export class Presence {
     const now = Date.now();
     const users = new Map<string, PresenceEntry>();
     for (const [field, raw] of Object.entries(entries)) {
-      const value = JSON.parse(raw) as { name: string; connections: number; connected_at: number; expires_at: number };
-      if (value.expires_at <= now || value.connections <= 0) continue;
+      const value = parseEntry(raw);
+      if (!value || value.expires_at <= now || value.connections <= 0) continue;
       const userId = field.split("|")[0]!;
       const seen = users.get(userId);
       if (seen) {
@@ -194,5 +194,22 @@ export class Presence {
       connected_at: entry.connectedAt,
       expires_at: Date.now() + this.options.ttlMs,
     });
+  }
+}
+
+interface StoredEntry {
+  name: string;
+  connections: number;
+  connected_at: number;
+  expires_at: number;
+}
+
+/** An entry as a replica wrote it, or undefined for a value that is not one (skipped). */
+function parseEntry(raw: string): StoredEntry | undefined {
+  try {
+    const value = JSON.parse(raw) as Partial<StoredEntry> | null;
+    return typeof value?.expires_at === "number" && typeof value.connections === "number" ? (value as StoredEntry) : undefined;
+  } catch {
+    return undefined; // not JSON: not written by a replica
   }
 }

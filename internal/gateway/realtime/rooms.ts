@@ -1,65 +1,73 @@
-import type { Msg, NatsConnection, Subscription } from "nats";
 import type { TemplatedApp } from "uWebSockets.js";
-import type { Subjects } from "../../platform/events.js";
+import { cachedFor } from "../../platform/cached.js";
+import { decodeEvent, type Subjects } from "../../platform/events.js";
 import type { Logger } from "../../platform/logger.js";
 import { CloseCode, connectedFrame, eventFrame } from "./frames.js";
 import { endConnection, endSlowConnection, type Connection } from "./connection.js";
+import { HistorySegment, RoomHistory, type HistoryEntry, type HistoryLimits } from "./history.js";
 import type { RealtimeMetrics } from "./metrics.js";
-import type { StreamReader } from "./stream-reader.js";
+import { RoomFeed, StreamGone, type FeedEvent, type RoomFeedDeps } from "./room-feed.js";
+import type { StreamReader, StreamState } from "./stream-reader.js";
 
 export interface RoomDeps {
   app: TemplatedApp;
-  nc: NatsConnection;
+  feed: RoomFeedDeps;
   reader: StreamReader;
   subjects: Subjects;
   metrics: RealtimeMetrics;
   log: Logger;
+  /** The stream's identity and range, fresh to within a second (shared by every room). */
+  streamState: () => Promise<StreamState>;
+  history: HistoryLimits;
   /** Buffered bytes above which a catching-up client is sent no more until it drains. */
   catchUpHighWater: number;
   /** How long a catching-up client may take to drain before it is closed as slow. */
   drainTimeoutMs: number;
 }
 
-interface Pending {
-  seq: number;
-  subject: string;
-  data: Uint8Array;
-  storedAt: number;
+/** The room's history does not reach where a client stands any more (expired, purged or recreated under it). */
+class HistoryReset extends Error {
+  override name = "HistoryReset";
 }
 
-const decoder = new TextDecoder();
-
 /**
- * The room of one workspace on this replica. It subscribes on NATS to the
- * workspace's republished events only while it has local clients, publishes
- * each event once to the uWS topic (serialised once, whatever the number of
- * clients), and brings joining clients up to date from the stream before
- * switching them to the topic, so that no client sees a gap or a duplicate.
+ * The room of one workspace on this replica, while it has local clients.
+ *
+ * Events come from one ordered feed (RoomFeed: the workspace's events in
+ * stream order, complete), are kept in a bounded history in memory and
+ * published once to the room's uWS topic, serialised once whatever the number
+ * of clients. A joining client is told whether it can be brought up to date
+ * (`recovered`); if so, it gets every event after its `since` from memory, or
+ * below the memory from a JetStream read shared with the other clients that
+ * need it (HistorySegment), then joins the topic at the exact event where
+ * catch-up ended: no gap, no duplicate. A read that returns nothing never moves
+ * a client on; only what JetStream has proven is covered does.
  */
 export class Room {
   readonly topic: string;
   readonly connections = new Set<Connection>();
-  /** The sequence of the last event published to the topic (or the latest stored one at start). */
-  lastSeq = 0;
-  private state: "starting" | "live" | "resyncing" = "starting";
-  private buffer: Pending[] = [];
-  private readonly waiting = new Set<Connection>();
-  private readonly subscription: Subscription;
   readonly ready: Promise<void>;
-  private disposed = false;
   /** An event was published since the hub's last look at this room's buffers. */
   active = false;
+  /** The feed failed (the stream is gone): the hub replaces this room. */
+  failed = false;
+  private history: RoomHistory;
+  private feed: RoomFeed | undefined;
+  private readonly waiting = new Set<Connection>();
+  private readonly segments: HistorySegment[] = [];
+  /** The latest stored event of the workspace when the room started. */
+  private latestAtStart = 0;
+  private epoch = "";
+  /** The oldest stored event of the workspace, looked up at most once a second. */
+  private readonly firstSeq = cachedFor(1_000, () => this.deps.reader.firstSeq(this.filter));
+  private disposed = false;
 
   constructor(
     readonly workspaceId: string,
     private readonly deps: RoomDeps,
   ) {
     this.topic = `room:${workspaceId}`;
-    this.subscription = deps.nc.subscribe(deps.subjects.roomLive(workspaceId), {
-      callback: (error, message) => {
-        if (!error) this.onLive(message);
-      },
-    });
+    this.history = new RoomHistory(deps.history, 0);
     this.ready = this.start();
   }
 
@@ -71,14 +79,22 @@ export class Room {
   async admit(conn: Connection): Promise<void> {
     this.connections.add(conn);
     await this.ready;
+    const [state, firstSeq] = await Promise.all([this.deps.streamState(), this.firstSeq()]);
     if (conn.phase === "closed" || !conn.socket) return;
-    conn.socket.send(connectedFrame(this.workspaceId, conn.id, this.lastSeq));
+    const latest = Math.max(this.history.head, this.latestAtStart);
+    let recovered: boolean | undefined;
     if (conn.since === undefined) {
-      conn.position = this.lastSeq;
-      this.settle(conn);
-      return;
+      conn.position = latest;
+    } else if ((conn.epoch !== undefined && conn.epoch !== this.epoch) || conn.since > latest || conn.since + 1 < state.firstSeq) {
+      // Another history, a position this history never reached, or events after it expired: reload, then live.
+      recovered = false;
+      conn.position = latest;
+    } else {
+      recovered = true;
+      conn.position = conn.since;
     }
-    conn.position = conn.since;
+    conn.socket.send(connectedFrame({ workspaceId: this.workspaceId, connectionId: conn.id, seq: latest, epoch: this.epoch, firstSeq, recovered }));
+    if (conn.position >= this.history.head) return this.settle(conn);
     conn.phase = "catching-up";
     await this.catchUp(conn);
   }
@@ -88,74 +104,71 @@ export class Room {
     this.waiting.delete(conn);
   }
 
-  /** Called after a NATS reconnect: publishes what the room missed, in order (retrying until JetStream answers). */
-  async resync(): Promise<void> {
-    if (this.state !== "live") return;
-    this.state = "resyncing";
-    try {
-      for (let attempt = 1; !this.disposed; attempt++) {
-        try {
-          for await (const message of this.deps.reader.read(this.filter, { afterSeq: this.lastSeq })) {
-            if (this.disposed) return;
-            this.deliver(message.seq, message.subject, message.data, Date.now());
-          }
-          return;
-        } catch (error) {
-          this.deps.log.warn({ err: error, workspace_id: this.workspaceId, attempt }, "room resync failed; retrying");
-          await new Promise((resolve) => setTimeout(resolve, Math.min(250 * attempt, 2_000)));
-        }
-      }
-    } finally {
-      this.state = "live";
-      this.flushBuffer();
-    }
+  /** Starts the feed over after its last event (after a NATS reconnect). */
+  restartFeed(reason: string): void {
+    this.feed?.restart(reason);
   }
 
   dispose(): void {
     this.disposed = true;
-    this.subscription.unsubscribe();
+    this.feed?.close();
   }
 
+  /**
+   * Starts the feed at the oldest position a joining client can be brought
+   * from (a reconnect storm comes in with positions just behind the latest
+   * event), so that one read serves them all; a position so old that its
+   * events would not fit in memory starts the feed at the latest event instead.
+   */
   private async start(): Promise<void> {
-    // Once the server has our interest, every event stored from now on reaches us live;
-    // the latest stored sequence then says where the live stream takes over.
-    await this.deps.nc.flush();
-    const latest = await this.deps.reader.lastSeq(this.filter);
-    this.lastSeq = Math.max(this.lastSeq, latest);
-    this.state = "live";
-    this.flushBuffer();
+    const [state, latest] = await Promise.all([this.deps.streamState(), this.deps.reader.lastSeq(this.filter)]);
+    this.epoch = state.epoch;
+    this.latestAtStart = latest;
+    const positions = [...this.connections]
+      .filter((c) => c.since !== undefined && (c.epoch === undefined || c.epoch === state.epoch) && c.since <= latest && c.since + 1 >= state.firstSeq)
+      .map((c) => c.since!);
+    const oldest = positions.length > 0 ? Math.min(...positions) : latest;
+    const pending = await this.startFeed(oldest);
+    if (oldest < latest && pending > this.deps.history.maxEvents) await this.startFeed(latest);
   }
 
-  private onLive(message: Msg): void {
+  private async startFeed(after: number): Promise<number> {
+    this.feed?.close();
+    this.history = new RoomHistory(this.deps.history, after);
+    this.feed = new RoomFeed(
+      this.deps.feed,
+      this.filter,
+      after,
+      (event) => this.deliver(event),
+      (error) => this.fail(error),
+      async () => {
+        if ((await this.deps.reader.state()).epoch !== this.epoch) throw new StreamGone("the stream was recreated");
+      },
+    );
+    return this.feed.start();
+  }
+
+  /** The one way an event reaches the topic: from the feed, in stream order, once. */
+  private deliver(event: FeedEvent): void {
+    if (this.disposed) return;
     this.deps.metrics.eventsReceived.inc();
-    const seq = Number(message.headers?.get("Nats-Sequence"));
-    if (!Number.isSafeInteger(seq)) return;
-    const storedAt = Date.parse(message.headers?.get("Nats-Time-Stamp") ?? "") || Date.now();
-    if (this.state !== "live") {
-      this.buffer.push({ seq, subject: message.subject, data: message.data, storedAt });
-      return;
-    }
-    this.deliver(seq, message.subject, message.data, storedAt);
-  }
-
-  private flushBuffer(): void {
-    const buffered = this.buffer;
-    this.buffer = [];
-    for (const p of buffered) this.deliver(p.seq, p.subject, p.data, p.storedAt);
-  }
-
-  /** The one way an event reaches the topic: in sequence order, never twice. */
-  private deliver(seq: number, subject: string, data: Uint8Array, storedAt: number): void {
-    if (seq <= this.lastSeq || this.disposed) return;
-    const frame = eventFrame(data, seq);
-    if (!frame) return;
     // Clients ahead of the room join the topic just before the first event they lack.
-    for (const conn of this.waiting) if (conn.position < seq) this.goLive(conn);
-    this.lastSeq = seq;
-    this.active = true;
-    this.deps.app.publish(this.topic, frame, false);
-    this.deps.metrics.delivered(this.deps.app.numSubscribers(this.topic), storedAt);
-    this.applyEffects(subject, data);
+    for (const conn of this.waiting) if (conn.position < event.seq) this.goLive(conn);
+    const frame = eventFrame(event.data, event.seq);
+    if (frame) {
+      this.history.append({ seq: event.seq, frame });
+      this.active = true;
+      this.deps.app.publish(this.topic, frame, false);
+      this.deps.metrics.delivered(this.deps.app.numSubscribers(this.topic), event.storedAt);
+    }
+    this.applyEffects(event.subject, event.data);
+  }
+
+  /** The stream is gone: every client must reload (they reconnect and are told `recovered: false`). */
+  private fail(error: Error): void {
+    this.failed = true;
+    this.deps.log.warn({ err: error, workspace_id: this.workspaceId }, "room feed failed; clients must reload");
+    for (const conn of [...this.connections]) endConnection(conn, CloseCode.restarting, "event history reset; reconnect");
   }
 
   /** Membership changes close the sockets that may no longer listen. */
@@ -166,44 +179,115 @@ export class Room {
     if (action === "deleted") {
       for (const conn of [...this.connections]) endConnection(conn, CloseCode.workspaceDeleted, "workspace deleted");
     } else if (action === "member_removed") {
-      const removed = (JSON.parse(decoder.decode(data)) as { aggregate_id?: string }).aggregate_id;
+      const removed = decodeEvent(data)?.aggregate_id;
       for (const conn of [...this.connections]) {
         if (conn.userId === removed) endConnection(conn, CloseCode.removedFromWorkspace, "removed from workspace");
       }
     }
   }
 
+  /** Brings a client from its position to the room's head, then live. */
   private async catchUp(conn: Connection): Promise<void> {
     try {
-      while (conn.phase === "catching-up") {
-        if (conn.position >= this.lastSeq) return this.settle(conn);
-        let progressed = false;
-        for await (const message of this.deps.reader.read(this.filter, { afterSeq: conn.position })) {
-          if (conn.phase !== "catching-up" || !conn.socket) return;
-          // Beyond what the room has published: the live topic will bring it.
-          if (message.seq > this.lastSeq) break;
-          const frame = eventFrame(message.data, message.seq);
-          if (frame && conn.socket.send(frame) === 2) return void endSlowConnection(conn, false);
-          conn.position = message.seq;
-          progressed = true;
-          if (conn.socket.getBufferedAmount() > this.deps.catchUpHighWater && !(await this.drained(conn))) {
-            return void endSlowConnection(conn, false);
-          }
-          if (conn.position >= this.lastSeq) break;
+      while (conn.phase === "catching-up" && conn.socket) {
+        if (conn.position >= this.history.head) return this.settle(conn);
+        const entry = this.history.next(conn.position);
+        if (entry) {
+          this.deps.metrics.caughtUp.inc({ source: "memory" });
+          if (!(await this.send(conn, entry))) return;
+        } else {
+          await this.catchUpFromStream(conn);
         }
-        // Nothing stored between the client and the room (expired or never there): skip ahead.
-        if (!progressed && conn.position < this.lastSeq) conn.position = this.lastSeq;
       }
     } catch (error) {
-      this.deps.log.warn({ err: error, workspace_id: this.workspaceId }, "catch-up failed");
-      endConnection(conn, 1011, "catch-up failed; reconnect");
+      if (conn.phase === "closed") return;
+      if (error instanceof HistoryReset) {
+        endConnection(conn, CloseCode.restarting, "event history reset; reconnect");
+      } else {
+        this.deps.log.warn({ err: error, workspace_id: this.workspaceId }, "catch-up failed");
+        endConnection(conn, 1011, "catch-up failed; reconnect");
+      }
     }
   }
 
-  /** The client has every event up to `lastSeq` (or more): live now, or once the room passes it. */
+  /** The events below the history's floor, from a read shared with other clients. */
+  private async catchUpFromStream(conn: Connection): Promise<void> {
+    const segment = this.segmentFor(conn.position);
+    segment.readers++;
+    try {
+      let next = segment.indexAfter(conn.position);
+      for (;;) {
+        while (next < segment.events.length) {
+          this.deps.metrics.caughtUp.inc({ source: "jetstream" });
+          if (!(await this.send(conn, segment.events[next++]!))) return;
+        }
+        if (segment.done) break;
+        await segment.changed();
+        if (conn.phase !== "catching-up") return;
+      }
+      if (segment.error) throw segment.error;
+      // The segment read every event of the room up to its end: the client has them all.
+      conn.position = Math.max(conn.position, segment.end);
+    } finally {
+      segment.readers--;
+      if (segment.readers === 0 && segment.done) this.segments.splice(this.segments.indexOf(segment), 1);
+    }
+  }
+
+  private segmentFor(position: number): HistorySegment {
+    const shared = this.segments.find((s) => s.covers(position));
+    if (shared) return shared;
+    const segment = new HistorySegment(position, this.history.floor);
+    this.segments.push(segment);
+    this.deps.metrics.historyReads.inc();
+    void this.read(segment);
+    return segment;
+  }
+
+  /** Reads the room's events in (from, end] into a segment, at most a history's worth. */
+  private async read(segment: HistorySegment): Promise<void> {
+    try {
+      const state = await this.deps.reader.state();
+      if (state.epoch !== this.epoch) throw new HistoryReset("the stream was recreated");
+      if (state.firstSeq > segment.from + 1) throw new HistoryReset("events after the position expired");
+      for await (const message of this.deps.reader.read(this.filter, { afterSeq: segment.from }, { until: segment.end })) {
+        if (message.seq > segment.end) break;
+        const frame = eventFrame(message.data, message.seq);
+        if (frame) segment.add({ seq: message.seq, frame });
+        if (segment.events.length >= this.deps.history.maxEvents && message.seq < segment.end) {
+          segment.finish(message.seq);
+          return;
+        }
+      }
+      segment.finish(segment.end);
+    } catch (error) {
+      segment.finish(segment.end, error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /**
+   * Sends one catch-up frame and moves the client past it; waits for a full
+   * buffer to drain. False when the client is gone or was closed as slow.
+   */
+  private async send(conn: Connection, entry: HistoryEntry): Promise<boolean> {
+    const socket = conn.socket;
+    if (!socket || conn.phase !== "catching-up") return false;
+    if (socket.send(entry.frame) === 2) {
+      endSlowConnection(conn, false);
+      return false;
+    }
+    conn.position = entry.seq;
+    if (socket.getBufferedAmount() > this.deps.catchUpHighWater && !(await this.drained(conn))) {
+      endSlowConnection(conn, false);
+      return false;
+    }
+    return conn.phase === "catching-up";
+  }
+
+  /** The client has every event up to the head (or more): live now, or once the room passes it. */
   private settle(conn: Connection): void {
     if (conn.phase === "closed") return;
-    if (conn.position <= this.lastSeq) this.goLive(conn);
+    if (conn.position <= this.history.head) this.goLive(conn);
     else {
       conn.phase = "waiting";
       this.waiting.add(conn);

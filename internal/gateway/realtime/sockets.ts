@@ -84,6 +84,7 @@ export class SocketEndpoint {
     const extensions = req.getHeader("sec-websocket-extensions");
     const token = query.get("token") ?? (/^Bearer (.+)$/i.exec(header)?.[1] ?? "");
     const sinceParam = query.get("since");
+    const epochParam = query.get("epoch");
 
     const admit = async (): Promise<Connection> => {
       if (!UUID.test(workspaceId)) throw new AppError("not_found", "workspace not found");
@@ -92,6 +93,7 @@ export class SocketEndpoint {
         since = Number(sinceParam);
         if (!Number.isSafeInteger(since) || since < 0) throw new AppError("validation_failed", "since must be a stream sequence (a non-negative integer)");
       }
+      if (epochParam !== null && epochParam.length > 64) throw new AppError("validation_failed", "epoch is at most 64 characters");
       if (!token) throw new AppError("unauthorized", "missing token");
       const claims = await this.deps.verify(token);
       await this.deps.requireMember(workspaceId, claims.userId, token);
@@ -101,6 +103,7 @@ export class SocketEndpoint {
         userId: claims.userId,
         name: claims.name,
         since,
+        epoch: epochParam === null || epochParam === "" ? undefined : epochParam,
         expiresAt: claims.expiresAt,
         burst: this.deps.limits.clientBurst,
       });

@@ -36,7 +36,10 @@ export class ReplicaStatsReporter {
     this.subscription = nc.subscribe(subjects.internal("gateway.stats"), {
       callback: (error, message) => {
         if (error) return;
-        void this.local().then((stats) => message.respond(new TextEncoder().encode(JSON.stringify(stats))));
+        // A reply that cannot go out (NATS reconnecting) is simply not counted by the asker.
+        this.local()
+          .then((stats) => message.respond(new TextEncoder().encode(JSON.stringify(stats))))
+          .catch(() => undefined);
       },
     });
   }
@@ -62,12 +65,25 @@ export class ReplicaStatsReporter {
       strategy: RequestStrategy.Timer,
     });
     const stats: ReplicaStats[] = [];
-    for await (const reply of replies) stats.push(JSON.parse(new TextDecoder().decode(reply.data)) as ReplicaStats);
+    for await (const reply of replies) {
+      const parsed = parseStats(reply.data);
+      if (parsed) stats.push(parsed);
+    }
     if (!stats.some((s) => s.replica_id === this.replicaId)) stats.push(await this.local());
     return stats.sort((a, b) => a.replica_id.localeCompare(b.replica_id));
   }
 
   close(): void {
     this.subscription.unsubscribe();
+  }
+}
+
+/** A replica's answer, or undefined for anything that is not one. */
+function parseStats(data: Uint8Array): ReplicaStats | undefined {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(data)) as Partial<ReplicaStats> | null;
+    return typeof value?.replica_id === "string" ? (value as ReplicaStats) : undefined;
+  } catch {
+    return undefined; // not JSON: not a replica's answer
   }
 }

@@ -1,6 +1,7 @@
 import type { JetStreamManager } from "nats";
 import { decodeCursor, encodeCursor, DEFAULT_PAGE_SIZE } from "../../platform/cursor.js";
-import type { Subjects } from "../../platform/events.js";
+import { decodeEvent, type Subjects } from "../../platform/events.js";
+import { badRequest } from "../../platform/errors.js";
 import { requireRole } from "../membership.js";
 import type { Presence } from "../realtime/presence.js";
 import type { EventPublisher } from "../realtime/publisher.js";
@@ -23,7 +24,13 @@ export interface RealtimeRouteDeps {
 
 /** How many stored events one listing may scan for matches (aggregate_id filters). */
 const SCAN_LIMIT = 10_000;
-const decoder = new TextDecoder();
+
+/** A cursor's position as a stream sequence (which JetStream keeps within 2^53). */
+function streamPosition(position: string | undefined): number {
+  const seq = Number(position ?? 0);
+  if (!Number.isSafeInteger(seq)) throw badRequest("invalid cursor");
+  return seq;
+}
 
 export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
   const { services, subjects, reader } = deps;
@@ -66,7 +73,7 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
         const { type, aggregate_id, since, cursor } = ctx.query;
         const limit = ctx.query.limit ?? DEFAULT_PAGE_SIZE;
         const filter = type ? subjects.of({ type, workspace_id: workspaceId }) : subjects.room(workspaceId);
-        const start: StartAt = cursor ? { afterSeq: Number(decodeCursor(cursor)) } : (since ?? { afterSeq: 0 });
+        const start: StartAt = cursor ? { afterSeq: streamPosition(decodeCursor(cursor)) } : (since ?? { afterSeq: 0 });
         const items: Record<string, unknown>[] = [];
         let next_cursor: string | null = null;
         // Nothing stored after the start: answer at once rather than wait on an empty read.
@@ -75,8 +82,8 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
           let scanned = 0;
           for await (const message of reader.read(filter, start)) {
             scanned++;
-            const event = JSON.parse(decoder.decode(message.data)) as Record<string, unknown>;
-            if (!aggregate_id || event["aggregate_id"] === aggregate_id) items.push({ ...event, seq: message.seq });
+            const event = decodeEvent(message.data);
+            if (event && (!aggregate_id || event.aggregate_id === aggregate_id)) items.push({ ...event, seq: message.seq });
             const more = message.pending > 0;
             if (more && (items.length === limit || scanned === SCAN_LIMIT)) {
               next_cursor = encodeCursor(message.seq);

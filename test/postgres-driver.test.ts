@@ -1,0 +1,71 @@
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { classifyError } from "../internal/platform/failures.js";
+import { withDatabase } from "./support/databases.js";
+
+// postgres.js 3.4.9 throws from a timer (an uncaught TypeError that ends the process) when a
+// query is sent on a reserved or transaction connection whose backend went away, and a pooled
+// connection torn down with a write pending never writes again. patches/postgres+3.4.9.patch
+// fixes both; these tests fail (vitest reports the uncaught error) without it.
+
+let sql: postgres.Sql;
+let killer: postgres.Sql;
+
+beforeAll(() => {
+  const url = withDatabase(inject("servers").databaseUrl, "postgres");
+  sql = postgres(url, { max: 3, onnotice: () => undefined });
+  killer = postgres(url, { max: 1, onnotice: () => undefined });
+});
+
+afterAll(async () => {
+  await sql?.end({ timeout: 2 });
+  await killer?.end({ timeout: 2 });
+});
+
+async function terminate(pid: number): Promise<void> {
+  await killer`select pg_terminate_backend(${pid})`;
+  // Let the close reach the client.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+describe("postgres driver: a connection that dies under a caller", () => {
+  it("postgres driver: a reserved connection whose backend was terminated rejects every later query with a connection error", async () => {
+    const reserved = await sql.reserve();
+    const [row] = await reserved<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    await terminate(row!.pid);
+    for (let i = 0; i < 3; i++) {
+      const error = await reserved`select 1`.then(() => undefined, (e: unknown) => e);
+      expect(error, `query ${i + 1} after the backend died`).toBeDefined();
+      expect(classifyError(error).code).toBe("unavailable");
+    }
+    reserved.release();
+    // The pool itself recovers: a fresh query answers.
+    const [row2] = await sql<{ one: number }[]>`select 1 as one`;
+    expect(row2?.one).toBe(1);
+  });
+
+  it("postgres driver: a transaction whose backend was terminated rejects, rolls nothing onto another session, and the pool answers after", async () => {
+    const outcome = await sql
+      .begin(async (tx) => {
+        const [row] = await tx<{ pid: number }[]>`select pg_backend_pid() as pid`;
+        await terminate(row!.pid);
+        await tx`select 1`; // fails: the connection is gone
+        await tx`select 2`; // never sent
+      })
+      .then(() => "committed", (e: unknown) => e);
+    expect(outcome).not.toBe("committed");
+    expect(classifyError(outcome).code).toBe("unavailable");
+    const rows = await Promise.all([1, 2, 3, 4].map((n) => sql<{ n: number }[]>`select ${n}::int as n`));
+    expect(rows.map((r) => r[0]!.n)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("postgres driver: queries pipelined on a pooled connection when it dies fail, and the pool serves the next ones", async () => {
+    const [row] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const pending = Array.from({ length: 20 }, (_, n) => sql`select pg_sleep(0.05), ${n}::int as n`.then(() => "ok", (e: unknown) => e));
+    await killer`select pg_terminate_backend(${row!.pid})`;
+    const results = await Promise.all(pending);
+    for (const r of results) if (r !== "ok") expect(classifyError(r).code).toBe("unavailable");
+    const after = await Promise.all(Array.from({ length: 10 }, (_, n) => sql<{ n: number }[]>`select ${n}::int as n`));
+    expect(after.map((r) => r[0]!.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+});

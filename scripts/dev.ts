@@ -8,7 +8,9 @@ import {
   type MeshProcess,
   type OutputStream,
 } from "../internal/devenv/processes.js";
+import { canListen, listenerOf } from "../internal/devenv/ports.js";
 import { ensureDatabase, MissingServersError, provideServers, type ProvidedServers } from "../internal/devenv/servers.js";
+import { PORT_VARS, startOrder, TOPOLOGY } from "../internal/devenv/topology.js";
 
 /**
  * The local mesh (`npm run dev`): finds or starts NATS, Postgres, Redis and the
@@ -19,25 +21,27 @@ import { ensureDatabase, MissingServersError, provideServers, type ProvidedServe
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const env = process.env;
 
-/** The processes in start order; the gateway comes last because it calls the others. */
-const mesh: { name: string; env: Record<string, string> }[] = [
-  { name: "auth", env: { GRPC_PORT: "50051", ADMIN_PORT: "9091" } },
-  { name: "workspace", env: { GRPC_PORT: "50052", ADMIN_PORT: "9092" } },
-  { name: "task", env: { GRPC_PORT: "50053", ADMIN_PORT: "9093" } },
-  { name: "export", env: { GRPC_PORT: "50054", ADMIN_PORT: "9094" } },
-  { name: "notify", env: { ADMIN_PORT: "9095" } },
-  {
-    name: "gateway",
-    env: {
-      GATEWAY_PORT: env["GATEWAY_PORT"] || "8080",
-      ADMIN_PORT: "9090",
-      AUTH_ADDR: env["AUTH_ADDR"] || "127.0.0.1:50051",
-      WORKSPACE_ADDR: env["WORKSPACE_ADDR"] || "127.0.0.1:50052",
-      TASK_ADDR: env["TASK_ADDR"] || "127.0.0.1:50053",
-      EXPORT_ADDR: env["EXPORT_ADDR"] || "127.0.0.1:50054",
-    },
-  },
-];
+/** Added to every port of the topology, to run a second mesh beside the first (tests do). */
+const portOffset = Number(env["DEV_PORT_OFFSET"] || 0);
+const maxOffset = 65_535 - Math.max(...TOPOLOGY.flatMap((p) => Object.values(p.ports)));
+if (!Number.isInteger(portOffset) || portOffset < 0 || portOffset > maxOffset) {
+  process.stderr.write(`dev: DEV_PORT_OFFSET=${env["DEV_PORT_OFFSET"]} must be an integer from 0 to ${maxOffset}\n`);
+  process.exit(1);
+}
+
+/** Each process with its ports (the gateway's HTTP port from GATEWAY_PORT if set) and its callees' addresses. */
+const mesh = TOPOLOGY.map((spec) => {
+  const ports = Object.entries(spec.ports).map(([kind, port]) => ({
+    kind: kind as keyof typeof PORT_VARS,
+    port: kind === "http" && env["GATEWAY_PORT"] ? Number(env["GATEWAY_PORT"]) : port + portOffset,
+  }));
+  const processEnv: Record<string, string> = Object.fromEntries(ports.map(({ kind, port }) => [PORT_VARS[kind], String(port)]));
+  for (const callee of spec.calls) {
+    const target = TOPOLOGY.find((p) => p.name === callee)!;
+    if (target.addressVar && target.ports.grpc) processEnv[target.addressVar] = env[target.addressVar] || `127.0.0.1:${target.ports.grpc + portOffset}`;
+  }
+  return { name: spec.name, ports, env: processEnv };
+});
 
 const useColour = Boolean(process.stdout.isTTY) && !env["NO_COLOR"];
 const COLOURS = [36, 32, 33, 35, 34, 91, 96];
@@ -73,6 +77,17 @@ async function main(): Promise<number> {
   process.on("SIGTERM", onSignal);
   // A closed terminal: stop as cleanly as for Ctrl-C rather than dying with the servers still running.
   process.on("SIGHUP", onSignal);
+
+  // A port still held (by a process left from an earlier run, say) is named with its holder, once.
+  for (const { name, ports } of mesh) {
+    for (const { kind, port } of ports) {
+      if (await canListen(port)) continue;
+      const holder = await listenerOf(port);
+      const who = holder ? `process ${holder.pid} (${holder.command.slice(0, 120)})` : "another process";
+      complain(`port ${port} (${name} ${kind}) is already in use by ${who}; stop it (kill ${holder?.pid ?? "<pid>"}) or set DEV_PORT_OFFSET`);
+      return 1;
+    }
+  }
 
   let servers: ProvidedServers;
   try {
@@ -129,10 +144,12 @@ async function main(): Promise<number> {
         return undefined;
       }
     };
-    // Services first, together; then the gateway, which calls them.
-    await Promise.all(built.filter((p) => p.name !== "gateway").map(start));
-    const gatewaySpec = built.find((p) => p.name === "gateway");
-    const gateway = gatewaySpec && !stopping.signal.aborted ? await start(gatewaySpec) : undefined;
+    // In waves: each process after those it calls (the gateway last).
+    for (const wave of startOrder()) {
+      if (stopping.signal.aborted) break;
+      await Promise.all(built.filter((p) => wave.some((w) => w.name === p.name)).map(start));
+    }
+    const gateway = running.find((p) => p.name === "gateway");
     if (!stopping.signal.aborted) {
       printBanner(running, gateway, servers);
       await new Promise<void>((resolve) => stopping.signal.addEventListener("abort", () => resolve(), { once: true }));
@@ -152,16 +169,16 @@ async function main(): Promise<number> {
   return exitCode;
 }
 
-/** Gateway first, so no request reaches a stopped service; then the rest together. */
+/** Callers before callees (the gateway first, so no request reaches a stopped service): the start waves, reversed. */
 async function stopMesh(running: MeshProcess[]): Promise<void> {
-  const gateway = running.filter((p) => p.name === "gateway");
-  const services = running.filter((p) => p.name !== "gateway");
-  for (const group of [gateway, services]) {
+  for (const wave of startOrder().reverse()) {
     await Promise.all(
-      group.map(async (p) => {
-        const code = await p.stop();
-        if (code !== 0) complain(`${p.name} stopped with code ${code ?? "null (killed by a signal)"}`);
-      }),
+      running
+        .filter((p) => wave.some((w) => w.name === p.name))
+        .map(async (p) => {
+          const code = await p.stop();
+          if (code !== 0) complain(`${p.name} stopped with code ${code ?? "null (killed by a signal)"}`);
+        }),
     );
   }
 }

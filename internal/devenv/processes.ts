@@ -17,6 +17,13 @@ export interface ChildOptions {
   gid?: number;
   /** Called with every line the child writes. */
   onLine?: (line: string, stream: OutputStream) => void;
+  /**
+   * The signal the child gets from the kernel when this process dies, however
+   * it dies (kill -9 included), so that no child outlives its runner; default
+   * SIGTERM. Linux only (through util-linux's setpriv); elsewhere the children
+   * are stopped by the runner's own exit handling.
+   */
+  parentDeathSignal?: NodeJS.Signals;
 }
 
 /** A spawned child process: its exit, its last output lines, and a bounded stop. */
@@ -45,10 +52,16 @@ function killLiveChildrenOnExit(): void {
   });
 }
 
+/** setpriv (util-linux), which sets the parent-death signal and then runs the command in its place. */
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((path) => existsSync(path));
+
 /** Spawns `command` with exactly `options.env`, reading its output line by line. */
 export function spawnChild(command: string, args: string[], options: ChildOptions): RunningChild {
   killLiveChildrenOnExit();
-  const child = spawn(command, args, {
+  const [file, argv] = SETPRIV
+    ? [SETPRIV, ["--pdeathsig", (options.parentDeathSignal ?? "SIGTERM").replace(/^SIG/, ""), "--", command, ...args]]
+    : [command, args];
+  const child = spawn(file, argv, {
     cwd: options.cwd,
     env: options.env,
     stdio: ["ignore", "pipe", "pipe"],

@@ -2,13 +2,14 @@ import { execFile } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
 import { access, chown, mkdtemp, readFile, realpath, rm, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
 import type { Env } from "../platform/config.js";
 import { pgErrorCode } from "../platform/postgres.js";
+import { canListen, freePort } from "./ports.js";
 import { spawnChild, type RunningChild } from "./processes.js";
 
 /**
@@ -164,7 +165,7 @@ const RECIPES: Record<ServerKind, Recipe> = {
       } catch (error) {
         throw new Unavailable("aws-ses-v2-local is not installed", { cause: error });
       }
-      const port = (await canListen(8005)) ? 8005 : await freePort();
+      const port = (await canListen(8005, LOCALHOST)) ? 8005 : await freePort();
       return startBinary(context, "ses", async () => ({
         name: "aws-ses-v2-local",
         command: process.execPath,
@@ -320,6 +321,7 @@ async function startBinary(
     child = spawnChild(launch.command, launch.args, {
       cwd: dir,
       env: minimalEnv(context.env),
+      ...(launch.stopSignal ? { parentDeathSignal: launch.stopSignal } : {}),
       ...(launch.user ? { uid: launch.user.uid, gid: launch.user.gid } : {}),
       onLine: (line) => {
         if (launch.readyLine?.test(line)) sawReadyLine = true;
@@ -482,26 +484,6 @@ function probe(host: string, port: number, timeoutMs: number): Promise<string | 
     socket.setTimeout(timeoutMs, () => done(`${host}:${port}: no answer within ${timeoutMs} ms`));
     socket.once("connect", () => done(undefined));
     socket.once("error", (error: NodeJS.ErrnoException) => done(`${host}:${port}: ${error.code ?? error.message}`));
-  });
-}
-
-/** A port that was free on 127.0.0.1 a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, LOCALHOST, () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, LOCALHOST, () => server.close(() => resolve(true)));
   });
 }
 

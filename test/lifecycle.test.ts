@@ -57,6 +57,9 @@ describe("shutdown and configuration", () => {
     ["workspace", { INTERNAL_TOKEN: "" }, /^workspace: config: INTERNAL_TOKEN is required/],
     ["task", { WORKSPACE_ADDR: "nowhere" }, /^task: config: WORKSPACE_ADDR="nowhere" is invalid/],
     ["auth", { NODE_ENV: "production", JWT_PRIVATE_KEY: "" }, /^auth: config: JWT_PRIVATE_KEY is required when NODE_ENV=production/],
+    ["task", { DATABASE_URL: "postgres://app:s3cret-pw@db:notaport/x" }, /^task: config: DATABASE_URL="postgres:\/\/app:\*\*\*@db:notaport\/x" is invalid/],
+    ["gateway", { REDIS_URL: "redis://:s3cret-pw@cache:99999" }, /^gateway: config: REDIS_URL="redis:\/\/:\*\*\*@cache:99999" is invalid/],
+    ["workspace", { NATS_URL: "nats://tb:s3cret-pw@nats:port" }, /^workspace: config: NATS_URL="nats:\/\/tb:\*\*\*@nats:port" is invalid/],
   ])("lifecycle: %s with bad configuration %j stops with one line naming the variable", (name, env, line) => {
     const result = spawnSync(process.execPath, [`${root}dist/cmd/${name}/main.js`], {
       env: { PATH: process.env["PATH"], ...mesh.env, ...env },
@@ -67,5 +70,6 @@ describe("shutdown and configuration", () => {
     const lines = result.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(line);
+    expect(result.stdout + result.stderr, "no secret in the output").not.toContain("s3cret");
   });
 });

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
-import type { Env } from "../platform/config.js";
+import { redactUrl, type Env } from "../platform/config.js";
 import { pgErrorCode } from "../platform/postgres.js";
 import { canListen, freePort } from "./ports.js";
 import { spawnChild, type RunningChild } from "./processes.js";
@@ -237,7 +237,7 @@ async function provideOne(
 ): Promise<Provided | { missing: string }> {
   const recipe = RECIPES[kind];
   const found = (provided: Provided) => {
-    log(`${kind}: ${provided.source} (${withoutPassword(provided.url)})`);
+    log(`${kind}: ${provided.source} (${redactUrl(provided.url)})`);
     return provided;
   };
 
@@ -248,7 +248,7 @@ async function provideOne(
     const problems = await Promise.all(endpoints.map(({ host, port }) => probe(host, port, 2_000)));
     if (problems.some((problem) => problem === undefined)) return found({ url: fromEnv, source: recipe.envVar });
     return {
-      missing: `${recipe.label}: ${recipe.envVar}=${withoutPassword(fromEnv)} is not reachable (${problems.join("; ")}). Start that server or unset ${recipe.envVar}.`,
+      missing: `${recipe.label}: ${recipe.envVar}=${redactUrl(fromEnv)} is not reachable (${problems.join("; ")}). Start that server or unset ${recipe.envVar}.`,
     };
   }
 
@@ -525,11 +525,6 @@ function endpointsOf(url: string, defaultPort: number): { host: string; port: nu
     if (host) endpoints.push({ host, port: match?.[3] ? Number(match[3]) : fallbackPort });
   }
   return endpoints;
-}
-
-/** A URL with its password masked, for logs and messages. */
-function withoutPassword(url: string): string {
-  return url.replace(/(\/\/[^:@/]*:)[^@/]*@/, "$1***@");
 }
 
 function describe(error: unknown): string {

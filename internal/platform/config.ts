@@ -13,6 +13,14 @@ export type EnvSpec = Record<string, z.ZodType>;
 
 export type ParsedEnv<S extends EnvSpec> = { [K in keyof S]: z.output<S[K]> };
 
+/**
+ * A URL (or a comma-separated list of them) with every password replaced by
+ * `***`: works on malformed URLs too, which is where it matters (error lines).
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:@/\s,]*:)[^@/\s,]*@/g, "$1***@");
+}
+
 /** Parses every variable of `spec` from `env`; throws ConfigError naming the first bad one. */
 export function parseEnv<S extends EnvSpec>(spec: S, env: Env): ParsedEnv<S> {
   const out: Record<string, unknown> = {};
@@ -22,9 +30,7 @@ export function parseEnv<S extends EnvSpec>(spec: S, env: Env): ParsedEnv<S> {
     const result = schema.safeParse(value);
     if (!result.success) {
       const issue = result.error.issues[0];
-      const shown = name.includes("KEY") || name.includes("TOKEN") || name.includes("PASSWORD") || name.includes("SECRET")
-        ? "(hidden)"
-        : JSON.stringify(value);
+      const shown = /KEY|TOKEN|PASSWORD|SECRET/.test(name) ? "(hidden)" : JSON.stringify(redactUrl(String(value)));
       throw new ConfigError(
         value === undefined
           ? `config: ${name} is required`
@@ -77,7 +83,14 @@ export const commonEnv = {
 };
 
 export const natsEnv = {
-  NATS_URL: env.string("nats://127.0.0.1:4222"),
+  /** One server or a comma-separated list: nats://[user:password@]host[:port], or host[:port]. */
+  NATS_URL: z
+    .string()
+    .default("nats://127.0.0.1:4222")
+    .refine(
+      (v) => v.split(",").every((server) => /^((nats|tls|ws|wss):\/\/([^@/\s]+@)?)?[^:@/\s]+(:\d{1,5})?\/?$/.test(server.trim())),
+      "must be nats://host[:port] (or a comma-separated list)",
+    ),
   /** Root token of every subject (ARCHITECTURE.md subjects live under it). */
   NATS_SUBJECT_ROOT: env.token("taskboard"),
   NATS_STREAM: env.token("TASKBOARD"),

@@ -1,4 +1,5 @@
 import { connect, type NatsConnection } from "nats";
+import { redactUrl } from "./config.js";
 import type { Logger } from "./logger.js";
 
 export type { NatsConnection };
@@ -16,7 +17,7 @@ export async function connectNats(servers: string, name: string, log: Logger): P
       timeout: 5_000,
     });
   } catch (error) {
-    throw new Error(`cannot connect to NATS at ${servers}`, { cause: error });
+    throw new Error(`cannot connect to NATS at ${redactUrl(servers)}`, { cause: error });
   }
   void (async () => {
     for await (const s of nc.status()) {

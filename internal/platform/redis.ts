@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { redactUrl } from "./config.js";
 import type { Logger } from "./logger.js";
 
 export type { Redis };
@@ -33,15 +34,4 @@ export async function connectRedis(url: string, prefix: string, log: Logger): Pr
 
 export async function pingRedis(redis: Redis): Promise<void> {
   await redis.ping();
-}
-
-/** A URL with its password removed, for logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable URL)";
-  }
 }

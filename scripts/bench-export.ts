@@ -280,7 +280,7 @@ async function startProfiled(name: string, env: Record<string, string>, dir: str
     portsOf,
     child.exited.then((code) => Promise.reject(new Error(`${name} exited with ${code} before it was ready: ${child.lastLines().join(" | ")}`))),
   ]);
-  const started = { name, pid: child.pid ?? 0, ports, exited: child.exited, stop: (signal?: NodeJS.Signals) => child.stop(signal, 15_000) };
+  const started = { name, pid: child.pid ?? 0, ports, exited: child.exited, hasExited: child.hasExited, stop: (signal?: NodeJS.Signals) => child.stop(signal, 15_000) };
   return started;
 }
 

@@ -108,6 +108,69 @@ describe("bad input", () => {
     }
   });
 
+  test("http: a 2 MB body without a token on a route that needs one is 413 or 401, and the gateway stays up", async () => {
+    const big = "x".repeat(2 * 1024 * 1024);
+    const variants: Record<string, string>[] = [{ "content-type": "application/json" }, { "content-type": "application/json", authorization: "Bearer not.a.token" }, {}];
+    for (const headers of variants) {
+      const res = await mesh.api.request("POST", "/workspaces", { rawBody: big, headers, token: null });
+      expect([401, 413]).toContain(res.status);
+    }
+    // The same without Content-Length (chunked): the body read fails after the token check failed.
+    const stream = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 20; i++) controller.enqueue(new TextEncoder().encode("y".repeat(100_000)));
+        controller.close();
+      },
+    });
+    const chunked = await fetch(`${mesh.url}/workspaces`, { method: "POST", headers: { "content-type": "application/json" }, body: stream, duplex: "half" } as RequestInit);
+    expect([401, 413]).toContain(chunked.status);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await mesh.api.get("/health")).status).toBe(200);
+    expect(mesh.gateways[0]!.process.hasExited(), "the gateway is still running").toBe(false);
+  });
+
+  test("http: a cursor beyond a bigint is 400 on every list, never 500", async () => {
+    const huge = Buffer.from("v1:9999999999999999999").toString("base64url");
+    const taskId = (await user.api.post(`/workspaces/${workspaceId}/tasks`, { title: "cursor target" })).body.id as string;
+    for (const path of ["/workspaces", `/workspaces/${workspaceId}/members`, `/workspaces/${workspaceId}/tasks`, `/tasks/${taskId}/comments`, `/workspaces/${workspaceId}/exports`, `/workspaces/${workspaceId}/events`]) {
+      const res = await user.api.get(`${path}?cursor=${huge}`);
+      expect(res.status, path).toBe(400);
+      expect(res.body.error.message, path).toContain("cursor");
+    }
+  });
+
+  test.each([
+    ["due_date in year 0", "post", "tasks", { title: "t", due_date: "0000-01-01T00:00:00Z" }, "due_date must be between"],
+    ["due_date after year 9999", "post", "tasks", { title: "t", due_date: "+010000-01-01T00:00:00Z" }, "due_date"],
+  ])("http: %s is 400 and writes nothing", async (_, method, resource, body, message) => {
+    const count = async () => (await mesh.sql()`select count(*)::int as n from task.tasks`)[0]!.n as number;
+    const before = await count();
+    const res = await user.api.request(method.toUpperCase(), `/workspaces/${workspaceId}/${resource}`, { body });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toContain(message);
+    expect(await count()).toBe(before);
+  });
+
+  test("http: a year-0 date in a list filter is 400", async () => {
+    for (const filter of ["due_before", "due_after"]) {
+      const res = await user.api.get(`/workspaces/${workspaceId}/tasks?${filter}=0000-01-01T00:00:00Z`);
+      expect(res.status, filter).toBe(400);
+      expect(res.body.error.message).toContain(filter);
+    }
+  });
+
+  test("http: a NUL character in a body, a query or a login e-mail is 400, never 500", async () => {
+    const login = await mesh.api.post("/auth/login", { email: "a\u0000@example.com", password: "Passw0rd-long" });
+    expect(login.status).toBe(400);
+    expect(login.body.error.message).toContain("NUL");
+    const register = await mesh.api.post("/auth/register", { name: "Nul\u0000", email: "nul@example.com", password: "Passw0rd-long" });
+    expect(register.status).toBe(400);
+    const query = await user.api.get(`/workspaces/${workspaceId}/tasks?q=a%00b`);
+    expect(query.status).toBe(400);
+    const nested = await user.api.post(`/workspaces/${workspaceId}/tasks`, { title: "ok", description: "fine\u0000" });
+    expect(nested.status).toBe(400);
+  });
+
   test("http: every response carries a request id, and a sane incoming one is kept", async () => {
     const res = await user.api.get("/workspaces", { headers: { "x-request-id": "trace-abc.123" } });
     expect(res.headers.get("x-request-id")).toBe("trace-abc.123");

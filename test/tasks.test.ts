@@ -277,6 +277,38 @@ const deletion: [string, Record<Role | "author", number>][] = [
   ["comment", { author: 204, owner: 204, admin: 204, member: 403, outsider: 404 }],
 ];
 
+describe("isolation", () => {
+  test("isolation: twenty concurrent creates from different users, one with a year-0 due date: nineteen 201s and one 400", async () => {
+    const users = await Promise.all(Array.from({ length: 20 }, (_, i) => signUp(mesh.api, `Batch${i}`)));
+    const workspaces = await Promise.all(users.map(async (u) => (await u.api.post("/workspaces", { name: "Own" })).body.id as string));
+    const responses = await Promise.all(
+      users.map((u, i) => u.api.post(`/workspaces/${workspaces[i]}/tasks`, { title: `task ${i}`, due_date: i === 7 ? "0000-01-01T00:00:00Z" : "2030-01-01T00:00:00Z" })),
+    );
+    expect(responses.map((r) => r.status)).toEqual(responses.map((_, i) => (i === 7 ? 400 : 201)));
+    const stored = await mesh.sql()<{ n: number }[]>`select count(*)::int as n from task.tasks where workspace_id = any(${workspaces}::uuid[])`;
+    expect(stored[0]!.n).toBe(19);
+  });
+
+  test("isolation: a row the database refuses fails only its own request; the others of its batch commit, with their events", async () => {
+    const sql = mesh.sql();
+    // A rule only the database knows: the service's validation lets the row through, the statement fails.
+    await sql`alter table task.tasks add constraint test_refuses_poison check (title <> 'poison')`;
+    try {
+      const users = await Promise.all(Array.from({ length: 12 }, (_, i) => signUp(mesh.api, `Poison${i}`)));
+      const workspaces = await Promise.all(users.map(async (u) => (await u.api.post("/workspaces", { name: "Own" })).body.id as string));
+      const responses = await Promise.all(users.map((u, i) => u.api.post(`/workspaces/${workspaces[i]}/tasks`, { title: i === 3 ? "poison" : `fine ${i}` })));
+      expect(responses.map((r) => r.status)).toEqual(responses.map((_, i) => (i === 3 ? 500 : 201)));
+      expect(responses[3]!.body).toEqual({ error: { code: "internal", message: "internal error" } });
+      const ids = responses.filter((r) => r.status === 201).map((r) => r.body.id as string);
+      const stored = await sql<{ id: string }[]>`select id from task.tasks where id = any(${ids}::uuid[])`;
+      expect(stored).toHaveLength(11);
+      for (const id of ids) await tap.waitFor(`task.created of ${id}`, (s) => s.event.type === "task.created" && s.event.aggregate_id === id);
+    } finally {
+      await sql`alter table task.tasks drop constraint test_refuses_poison`;
+    }
+  });
+});
+
 describe("permissions", () => {
   const cases = deletion.flatMap(([what, expected]) =>
     (Object.keys(expected) as (Role | "author")[]).map((role) => [what, role, expected[role]] as const),

@@ -136,6 +136,8 @@ export interface MeshProcess {
   ports: Record<string, number>;
   /** Resolves with its exit code (null when ended by a signal). */
   exited: Promise<number | null>;
+  /** True once it has exited. */
+  hasExited(): boolean;
   /** SIGTERM (or `signal`), then SIGKILL after the stop timeout; safe to call twice. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -212,7 +214,7 @@ export async function startProcess(name: string, options: StartProcessOptions): 
   });
   try {
     const outcome = await Promise.race([ready.then((ports) => ({ ports })), failure.then((reason) => ({ reason }))]);
-    if ("ports" in outcome) return { name, pid: child.pid!, ports: outcome.ports, exited: child.exited, stop };
+    if ("ports" in outcome) return { name, pid: child.pid!, ports: outcome.ports, exited: child.exited, hasExited: child.hasExited, stop };
     await stop();
     throw new ProcessStartError(name, outcome.reason, child.lastLines());
   } finally {

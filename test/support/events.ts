@@ -29,3 +29,32 @@ export class EventTap {
     this.subscription.unsubscribe();
   }
 }
+
+/**
+ * The sequences of every stored message of `filter`, read straight from the
+ * stream (an ordered consumer): the ground truth the clients are checked against.
+ */
+export async function storedSeqs(nc: NatsConnection, stream: string, filter: string, afterSeq = 0): Promise<number[]> {
+  const js = nc.jetstream();
+  const consumer = await js.consumers.get(stream, { filterSubjects: filter, opt_start_seq: afterSeq + 1 });
+  const seqs: number[] = [];
+  for (;;) {
+    const batch = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
+    let last = false;
+    let received = 0;
+    for await (const message of batch) {
+      received++;
+      seqs.push(message.seq);
+      if (message.info.pending === 0) {
+        last = true;
+        break;
+      }
+    }
+    if (last) return seqs;
+    if (received === 0) {
+      // Nothing came: either nothing is stored after the position, or the fetch timed out; ask.
+      const info = await consumer.info();
+      if (info.num_pending === 0) return seqs;
+    }
+  }
+}

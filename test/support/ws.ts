@@ -20,8 +20,9 @@ export class RoomClient {
   }
 
   /** Opens `/ws/<workspace>` on a gateway and waits for the `connected` frame. */
-  static async open(baseUrl: string, workspaceId: string, token: string, since?: number): Promise<RoomClient> {
-    const url = `${baseUrl.replace(/^http/, "ws")}/ws/${workspaceId}?token=${encodeURIComponent(token)}${since === undefined ? "" : `&since=${since}`}`;
+  static async open(baseUrl: string, workspaceId: string, token: string, since?: number, epoch?: string): Promise<RoomClient> {
+    const resume = `${since === undefined ? "" : `&since=${since}`}${epoch === undefined ? "" : `&epoch=${encodeURIComponent(epoch)}`}`;
+    const url = `${baseUrl.replace(/^http/, "ws")}/ws/${workspaceId}?token=${encodeURIComponent(token)}${resume}`;
     const client = new RoomClient(new WebSocket(url));
     await new Promise<void>((resolve, reject) => {
       client.socket.once("open", () => resolve());

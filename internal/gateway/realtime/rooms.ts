@@ -25,6 +25,9 @@ export interface RoomDeps {
   drainTimeoutMs: number;
 }
 
+/** How long a finished JetStream read stays for clients that come to it late. */
+const SEGMENT_GRACE_MS = 5_000;
+
 /** The room's history does not reach where a client stands any more (expired, purged or recreated under it). */
 class HistoryReset extends Error {
   override name = "HistoryReset";
@@ -230,8 +233,21 @@ export class Room {
       conn.position = Math.max(conn.position, segment.end);
     } finally {
       segment.readers--;
-      if (segment.readers === 0 && segment.done) this.segments.splice(this.segments.indexOf(segment), 1);
+      this.release(segment);
     }
+  }
+
+  /**
+   * A read nobody reads any more is dropped, a few seconds later: clients of a
+   * storm catch up at different speeds, and a straggler reuses it instead of
+   * reading the same events again.
+   */
+  private release(segment: HistorySegment): void {
+    if (segment.readers > 0 || !segment.done) return;
+    setTimeout(() => {
+      const at = this.segments.indexOf(segment);
+      if (segment.readers === 0 && at >= 0) this.segments.splice(at, 1);
+    }, SEGMENT_GRACE_MS).unref();
   }
 
   private segmentFor(position: number): HistorySegment {

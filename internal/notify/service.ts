@@ -5,6 +5,7 @@ import { RetryLater } from "../platform/durable-consumer.js";
 import type { Event } from "../platform/events.js";
 import type { Logger } from "../platform/logger.js";
 import type { Outbox } from "../platform/outbox.js";
+import { exponentialBackoff } from "../platform/retry.js";
 import type { NotifyFault } from "./config.js";
 import type { Directory, User } from "./directory.js";
 import { MailSendError, type Mailer } from "./mailer.js";
@@ -49,7 +50,8 @@ const taskData = z.object({
 });
 const commentData = z.object({ id: z.string(), task_id: z.string(), author_id: z.string(), content: z.string(), created_at: z.string() });
 
-const RECORD_ATTEMPTS = 4;
+/** Retries of recording a sent mail: 100 ms doubling to 5 s, for as long as it takes. */
+const recordPolicy = exponentialBackoff(100, 5_000);
 
 /** A comment's author (the actor too, but the rule names the author). */
 function authorOf(event: Event): string | undefined {
@@ -89,8 +91,8 @@ function authorOf(event: Event): string | undefined {
  * before step 3 commits. The claim then expires and the mail is sent again,
  * because SES SendEmail has no idempotency key to ask "did you get this one".
  * The window is one Postgres commit long after SES's answer (milliseconds; a
- * failed commit is retried in process a few times before giving up), plus the
- * rare request that times out after SES accepted it. Everything else (death
+ * failed commit is retried in process until it commits, however long Postgres
+ * is away), plus the rare request that times out after SES accepted it. Everything else (death
  * before the send, after the record, redelivery, a second replica) is covered.
  */
 export class NotifyService {
@@ -248,9 +250,14 @@ export class NotifyService {
     return { kind: "later" };
   }
 
-  /** Marks the mail sent and emits notification.sent in one transaction; retried, since SES already took the mail. */
+  /**
+   * Marks the mail sent and emits notification.sent in one transaction. SES
+   * already took the mail, so this is retried until it commits (Postgres down
+   * for a while, say): giving up would let a redelivery send it again. While
+   * this runs, the consumer's heartbeat keeps the event from being redelivered.
+   */
   private async recordSent(event: Event, key: DeliveryKey, messageId: string, log: Logger): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 0; ; attempt++) {
       try {
         const recorded = await this.outbox.transaction(async (tx, emit) => {
           if (!(await this.store.markSent(tx, key, messageId))) return false;
@@ -271,9 +278,8 @@ export class NotifyService {
         }
         return;
       } catch (error) {
-        if (attempt >= RECORD_ATTEMPTS) throw new Error(`mail ${messageId} sent but not recorded`, { cause: error });
-        log.warn({ err: error, attempt }, "recording a sent mail failed; retrying");
-        await sleep(this.retryDelay(attempt));
+        log.warn({ err: error, attempt, message_id: messageId }, "recording a sent mail failed; retrying until it commits");
+        await sleep(recordPolicy.backoff(attempt));
       }
     }
   }

@@ -58,3 +58,21 @@ export async function storedSeqs(nc: NatsConnection, stream: string, filter: str
     }
   }
 }
+
+/** Every stored message of `filter` with its envelope, read straight from the stream. */
+export async function storedEvents(nc: NatsConnection, stream: string, filter: string): Promise<{ seq: number; event: Event }[]> {
+  const js = nc.jetstream();
+  const consumer = await js.consumers.get(stream, { filterSubjects: filter });
+  const out: { seq: number; event: Event }[] = [];
+  const decoder = new TextDecoder();
+  for (;;) {
+    const batch = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
+    let received = 0;
+    for await (const message of batch) {
+      received++;
+      out.push({ seq: message.seq, event: JSON.parse(decoder.decode(message.data)) as Event });
+      if (message.info.pending === 0) return out;
+    }
+    if (received === 0 && (await consumer.info()).num_pending === 0) return out;
+  }
+}

@@ -30,6 +30,12 @@ export interface MeshOptions {
   env?: Record<string, string>;
   /** How many gateway replicas to start (default 1). */
   gateways?: number;
+  /**
+   * Servers of the test's own (fault tests), instead of the run's shared ones;
+   * those not given are the shared ones. The database named in `databaseUrl`
+   * must exist; the services migrate it.
+   */
+  servers?: { natsUrl?: string; redisUrl?: string; databaseUrl?: string };
 }
 
 /**
@@ -50,16 +56,16 @@ export class Mesh {
   private constructor(
     readonly id: string,
     readonly databaseUrl: string,
-    options: MeshOptions,
+    private readonly options: MeshOptions,
   ) {
-    const servers = inject("servers");
+    const servers = { ...inject("servers"), ...options.servers };
     this.subjects = new Subjects(id);
     this.streamName = id.toUpperCase();
     this.env = {
       NATS_URL: servers.natsUrl,
       REDIS_URL: servers.redisUrl,
       DATABASE_URL: databaseUrl,
-      SES_ENDPOINT: servers.sesEndpoint,
+      SES_ENDPOINT: inject("servers").sesEndpoint,
       NATS_SUBJECT_ROOT: id,
       NATS_STREAM: this.streamName,
       REDIS_PREFIX: `${id}:`,
@@ -79,11 +85,15 @@ export class Mesh {
   static async start(options: MeshOptions = {}): Promise<Mesh> {
     const servers = inject("servers");
     const id = `t${randomBytes(5).toString("hex")}`;
-    const database = `tb_${id}`;
-    const admin = postgres(withDatabase(servers.databaseUrl, "postgres"), { max: 1, onnotice: () => undefined });
-    await admin.unsafe(`create database ${database} template ${servers.templateDatabase}`);
-    await admin.end();
-    const mesh = new Mesh(id, withDatabase(servers.databaseUrl, database), options);
+    let databaseUrl = options.servers?.databaseUrl;
+    if (!databaseUrl) {
+      const database = `tb_${id}`;
+      const admin = postgres(withDatabase(servers.databaseUrl, "postgres"), { max: 1, onnotice: () => undefined });
+      await admin.unsafe(`create database ${database} template ${servers.templateDatabase}`);
+      await admin.end();
+      databaseUrl = withDatabase(servers.databaseUrl, database);
+    }
+    const mesh = new Mesh(id, databaseUrl, options);
     try {
       for (const service of SERVICES) {
         const started = await mesh.startProcess(service.name);
@@ -139,7 +149,7 @@ export class Mesh {
 
   /** A NATS connection for assertions (closed by stop()). */
   async nats(): Promise<NatsConnection> {
-    this.nc ??= await connect({ servers: this.env["NATS_URL"]! });
+    this.nc ??= await connect({ servers: this.env["NATS_URL"]!.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
     return this.nc;
   }
 
@@ -152,7 +162,7 @@ export class Mesh {
 
   /** A Redis client under this mesh's key prefix (closed by stop()). */
   redis(): Redis {
-    const redis = new Redis(inject("servers").redisUrl, { keyPrefix: `${this.id}:` });
+    const redis = new Redis(this.env["REDIS_URL"]!, { keyPrefix: `${this.id}:` });
     this.cleanups.push(() => redis.quit());
     return redis;
   }
@@ -163,23 +173,32 @@ export class Mesh {
     for (const label of labels) await this.processes.get(label)!.stop();
     for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => undefined);
     const servers = inject("servers");
-    const nc = this.nc ?? (await connect({ servers: this.env["NATS_URL"]!, maxReconnectAttempts: 2 }).catch(() => undefined));
-    if (nc) {
-      const jsm = await nc.jetstreamManager();
-      await jsm.streams.delete(this.streamName).catch(() => undefined);
-      await nc.close();
+    const own = this.options.servers ?? {};
+    // Private servers go away with their data: clean only what lives on the shared ones.
+    if (!own.natsUrl) {
+      const nc = this.nc ?? (await connect({ servers: this.env["NATS_URL"]!, maxReconnectAttempts: 2 }).catch(() => undefined));
+      if (nc) {
+        const jsm = await nc.jetstreamManager();
+        await jsm.streams.delete(this.streamName).catch(() => undefined);
+        if (nc !== this.nc) await nc.close();
+      }
     }
-    const redis = new Redis(servers.redisUrl);
-    for (let cursor = "0"; ; ) {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${this.id}:*`, "COUNT", 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      if (next === "0") break;
-      cursor = next;
+    await this.nc?.close();
+    if (!own.redisUrl) {
+      const redis = new Redis(servers.redisUrl);
+      for (let cursor = "0"; ; ) {
+        const [next, keys] = await redis.scan(cursor, "MATCH", `${this.id}:*`, "COUNT", 1000);
+        if (keys.length > 0) await redis.del(...keys);
+        if (next === "0") break;
+        cursor = next;
+      }
+      await redis.quit();
     }
-    await redis.quit();
-    const admin = postgres(withDatabase(servers.databaseUrl, "postgres"), { max: 1, onnotice: () => undefined });
-    await admin.unsafe(`drop database if exists tb_${this.id} with (force)`);
-    await admin.end();
+    if (!own.databaseUrl) {
+      const admin = postgres(withDatabase(servers.databaseUrl, "postgres"), { max: 1, onnotice: () => undefined });
+      await admin.unsafe(`drop database if exists tb_${this.id} with (force)`);
+      await admin.end();
+    }
     for (const log of this.logs) log.end();
   }
 }

@@ -1,6 +1,9 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { classifyError } from "../internal/platform/failures.js";
+import { createLogger } from "../internal/platform/logger.js";
+import { createPostgres } from "../internal/platform/postgres.js";
+import { PostgresServer } from "./support/fault-servers.js";
 import { withDatabase } from "./support/databases.js";
 
 // postgres.js 3.4.9 throws from a timer (an uncaught TypeError that ends the process) when a
@@ -69,3 +72,44 @@ describe("postgres driver: a connection that dies under a caller", () => {
     expect(after.map((r) => r[0]!.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 });
+
+describe("postgres pools: a server that goes away and comes back", () => {
+  let server: PostgresServer;
+
+  beforeAll(async () => {
+    server = await PostgresServer.create();
+    await server.start();
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.destroy();
+  });
+
+  it.each([["the default socket", false], ["the no-delay socket (export's COPY)", true]])(
+    "postgres pools: with %s, queries fail while the server is down (refused, killed) and succeed once it is back, without a hang",
+    async (_, noDelay) => {
+      const pool = createPostgres(server.url("postgres"), { poolSize: 3, applicationName: "driver-test", log: createLogger("test", "silent"), noDelay });
+      try {
+        const answers = () => Promise.all([1, 2, 3, 4, 5, 6].map((n) => pool<{ n: number }[]>`select ${n}::int as n`.then((r) => r[0]!.n)));
+        expect(await answers()).toEqual([1, 2, 3, 4, 5, 6]);
+        for (const down of [() => server.stop(), () => server.kill()]) {
+          await down();
+          const refused = await within(20_000, Promise.allSettled([1, 2, 3, 4].map((n) => pool`select ${n}::int`)));
+          expect(refused, "queries while the server is down").not.toBe("hung");
+          for (const r of refused as PromiseSettledResult<unknown>[]) expect(r.status === "rejected" && classifyError(r.reason).code, "refused while down").toBe("unavailable");
+          await server.startAfterKill();
+          // Every pool slot must connect again (a slot lost to a failed connect would hang these).
+          expect(await within(20_000, answers())).toEqual([1, 2, 3, 4, 5, 6]);
+        }
+      } finally {
+        await pool.end({ timeout: 2 });
+      }
+    },
+    90_000,
+  );
+});
+
+/** The promise's value, or "hung" when it takes longer than `ms`. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T | "hung"> {
+  return Promise.race([promise, new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), ms))]);
+}

@@ -12,6 +12,12 @@ const UNAVAILABLE_CODES = new Set([
   "CONNECT_TIMEOUT",
   "57P01", // admin_shutdown
   "57P03", // cannot_connect_now
+  // nats.js: no server answers the subject (JetStream down or electing a leader), a timeout, a connection gone.
+  "503",
+  "TIMEOUT",
+  "DISCONNECT",
+  "CONNECTION_REFUSED",
+  "CONNECTION_DRAINING",
 ]);
 
 /**

@@ -44,33 +44,15 @@ export const PG_FOREIGN_KEY_VIOLATION = "23503";
  * postgres.js's `socket` option: the connection it would open, with Nagle's
  * algorithm off. postgres.js sends the end of a COPY in a write of its own
  * after the data; with Nagle that small write waits for the server's delayed
- * ACK of the data (about 40 ms per COPY on Linux). Hosts are tried in order.
+ * ACK of the data (about 40 ms per COPY on Linux).
+ *
+ * The socket is handed over before it is connected (writes wait in it), so
+ * that a refused or failed connection reaches postgres.js as the socket's own
+ * 'error' and 'close', which it recovers from like any dropped connection. A
+ * factory that rejected instead would leave that pool slot connecting forever:
+ * after a Postgres outage the pool would hang. postgres.js's connect timeout
+ * still applies. The first host is used (Taskboard connects to one).
  */
-async function tcpNoDelay(options: { host: string[]; port: number[]; path?: string | false; connect_timeout?: number }): Promise<Socket> {
-  const timeoutMs = (options.connect_timeout ?? 30) * 1000;
-  const targets = options.path ? [{ path: options.path }] : options.host.map((host, i) => ({ host, port: options.port[i] ?? options.port[0]! }));
-  let lastError: unknown;
-  for (const target of targets) {
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const socket = connect({ ...target, noDelay: true });
-        const timer = setTimeout(() => {
-          socket.destroy();
-          reject(Object.assign(new Error(`connecting to Postgres timed out after ${timeoutMs} ms`), { code: "CONNECT_TIMEOUT" }));
-        }, timeoutMs);
-        socket.once("connect", () => {
-          clearTimeout(timer);
-          socket.removeAllListeners("error");
-          resolve(socket);
-        });
-        socket.once("error", (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
-    } catch (error) {
-      lastError = error;
-    }
-  }
-  throw lastError;
+async function tcpNoDelay(options: { host: string[]; port: number[]; path?: string | false }): Promise<Socket> {
+  return options.path ? connect({ path: options.path }) : connect({ host: options.host[0]!, port: options.port[0]!, noDelay: true });
 }

@@ -24,6 +24,17 @@ export const TIMING = LONG
   ? { beforeMs: 6_000, outageMs: 5_000, afterMs: 8_000, writersPerWorkspace: 3 }
   : { beforeMs: 1_500, outageMs: 2_000, afterMs: 2_500, writersPerWorkspace: 2 };
 
+/** Mesh settings for fault runs: quick redeliveries, takeovers and feed restarts, so a scenario settles in seconds. */
+export const FAULT_ENV: Record<string, string> = {
+  LOG_LEVEL: "info",
+  WS_FEED_HEARTBEAT_MS: "1000",
+  NOTIFY_ACK_WAIT_MS: "3000",
+  NOTIFY_REDELIVERY_MS: "200",
+  NOTIFY_CLAIM_TTL_MS: "3000",
+  SES_TIMEOUT_MS: "1000",
+  EXPORT_ACK_WAIT_MS: "3000",
+};
+
 export interface FaultWindow {
   /** When the fault began and when the server (or process) was back. */
   downAt: number;

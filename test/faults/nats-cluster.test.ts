@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { NatsCluster } from "../support/fault-servers.js";
 import { Mesh } from "../support/mesh.js";
 import { waitFor } from "../support/wait.js";
-import { runScenario, sleep, TIMING } from "./harness.js";
+import { FAULT_ENV, runScenario, sleep, TIMING } from "./harness.js";
 
 // A three-node NATS cluster of this file's own, the stream replicated three times: its
 // leader is killed (-9) mid-load; writes go on once a new leader is elected, and nothing is
@@ -18,16 +18,7 @@ beforeAll(async () => {
   mesh = await Mesh.start({
     gateways: 2,
     servers: { natsUrl: cluster.url },
-    env: {
-      LOG_LEVEL: "info",
-      NATS_STREAM_REPLICAS: "3",
-      WS_FEED_HEARTBEAT_MS: "1000",
-      NOTIFY_ACK_WAIT_MS: "3000",
-      NOTIFY_REDELIVERY_MS: "200",
-      NOTIFY_CLAIM_TTL_MS: "3000",
-      SES_TIMEOUT_MS: "1000",
-      EXPORT_ACK_WAIT_MS: "3000",
-    },
+    env: { ...FAULT_ENV, NATS_STREAM_REPLICAS: "3" },
   });
   nc = await connect({ servers: cluster.url.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
 }, 180_000);

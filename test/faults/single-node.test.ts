@@ -4,7 +4,7 @@ import { NatsServer, PostgresServer, RedisServer } from "../support/fault-server
 import { signUp } from "../support/http.js";
 import { Mesh } from "../support/mesh.js";
 import { waitFor } from "../support/wait.js";
-import { runScenario, sleep, TIMING, type FaultWindow } from "./harness.js";
+import { FAULT_ENV, runScenario, sleep, TIMING, type FaultWindow } from "./harness.js";
 
 // Faults on the servers of this file's own (free ports, temporary data), never the shared ones:
 // each scenario causes one fault under write load and checks every guarantee afterwards.
@@ -24,16 +24,7 @@ beforeAll(async () => {
   mesh = await Mesh.start({
     gateways: 2,
     servers: { natsUrl: nats.url, redisUrl: redis.url, databaseUrl: pg.url("taskboard") },
-    env: {
-      LOG_LEVEL: "info",
-      WS_FEED_HEARTBEAT_MS: "1000",
-      // Quick redeliveries and takeovers, so a scenario settles in seconds.
-      NOTIFY_ACK_WAIT_MS: "3000",
-      NOTIFY_REDELIVERY_MS: "200",
-      NOTIFY_CLAIM_TTL_MS: "3000",
-      SES_TIMEOUT_MS: "1000",
-      EXPORT_ACK_WAIT_MS: "3000",
-    },
+    env: FAULT_ENV,
   });
 }, 180_000);
 

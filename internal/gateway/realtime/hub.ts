@@ -54,7 +54,7 @@ export class RoomHub {
   async join(conn: Connection): Promise<void> {
     let room = this.rooms.get(conn.workspaceId);
     if (room?.failed) {
-      // Its feed ended (the stream was deleted or recreated): the next client starts a new room.
+      // Its feed could not start or ended (the stream was deleted or recreated): start a new room.
       room.dispose();
       room = undefined;
     }

@@ -52,7 +52,7 @@ export class Room {
   readonly ready: Promise<void>;
   /** An event was published since the hub's last look at this room's buffers. */
   active = false;
-  /** The feed failed (the stream is gone): the hub replaces this room. */
+  /** The feed could not start or ended (the stream is gone): the hub replaces this room. */
   failed = false;
   private history: RoomHistory;
   private feed: RoomFeed | undefined;
@@ -71,7 +71,12 @@ export class Room {
   ) {
     this.topic = `room:${workspaceId}`;
     this.history = new RoomHistory(deps.history, 0);
-    this.ready = this.start();
+    this.ready = this.start().catch((error: unknown) => {
+      // JetStream did not answer: this room is done; the next client starts another (RoomHub.join).
+      this.failed = true;
+      this.feed?.close();
+      throw error;
+    });
   }
 
   get filter(): string {

@@ -132,12 +132,13 @@ interface Delivery {
   claims: number;
   message_id: string | null;
   error: string | null;
+  resent_in_doubt: boolean;
 }
 
 async function deliveryOf(eventId: string, recipientId: string): Promise<Delivery | undefined> {
   const sql = mesh.sql();
   const [row] = await sql<Delivery[]>`
-    select state, claims, message_id, error from notify.deliveries where event_id = ${eventId} and recipient_id = ${recipientId}`;
+    select state, claims, message_id, error, resent_in_doubt from notify.deliveries where event_id = ${eventId} and recipient_id = ${recipientId}`;
   return row;
 }
 
@@ -431,6 +432,7 @@ class FailingSes {
   readonly calls: string[][] = [];
   private readonly throttled = new Map<string, number>();
   private readonly rejected = new Set<string>();
+  private readonly held = new Set<string>();
   private readonly server: Server;
 
   constructor(private readonly upstream: string) {
@@ -443,8 +445,12 @@ class FailingSes {
   }
 
   async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    if (!this.server.listening) await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  release(address: string): void {
+    this.held.delete(address);
   }
 
   /** The next `times` SendEmail calls to `address` are throttled (Infinity: all). */
@@ -454,6 +460,11 @@ class FailingSes {
 
   reject(address: string): void {
     this.rejected.add(address);
+  }
+
+  /** SendEmail to `address` reaches SES (the mail is stored), but its answer never comes back. */
+  holdAnswer(address: string): void {
+    this.held.add(address);
   }
 
   callsTo(address: string): number {
@@ -494,6 +505,7 @@ class FailingSes {
       headers,
       ...(body.length > 0 ? { body } : {}),
     });
+    if (this.calls.at(-1)?.some((address) => this.held.has(address))) return; // SES has it; the sender never hears
     res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "application/json" });
     res.end(Buffer.from(await upstream.arrayBuffer()));
   }
@@ -509,6 +521,9 @@ class FailingSes {
   }
 }
 
+/** Two attempts per delivery, three deliveries: a mail throttled six times in a row is given up. */
+const FAILING_SES_ENV = { NOTIFY_SEND_ATTEMPTS: "2", NOTIFY_MAX_DELIVER: "3" };
+
 describe("notify: SES failures", () => {
   let ses: FailingSes;
 
@@ -516,8 +531,7 @@ describe("notify: SES failures", () => {
     ses = new FailingSes(sesEndpoint);
     const endpoint = await ses.listen();
     await settled("earlier tests");
-    // Two attempts per delivery, three deliveries: a mail throttled six times in a row is given up.
-    await mesh.restart("notify", { SES_ENDPOINT: endpoint, NOTIFY_SEND_ATTEMPTS: "2", NOTIFY_MAX_DELIVER: "3" });
+    await mesh.restart("notify", { SES_ENDPOINT: endpoint, ...FAILING_SES_ENV });
   });
 
   afterAll(async () => {
@@ -536,7 +550,8 @@ describe("notify: SES failures", () => {
     expect(await mailsAbout(bob, "Busy SES")).toHaveLength(1);
     expect(ses.callsTo(bob.email)).toBe(4);
     // Attempts 1-2 in the first delivery (then released), 3-4 in the second.
-    expect(await deliveryOf(created.event.id, bob.id)).toMatchObject({ state: "sent", claims: 2 });
+    // SES refused the first delivery's attempts: the second is not a resend in doubt.
+    expect(await deliveryOf(created.event.id, bob.id)).toMatchObject({ state: "sent", claims: 2, resent_in_doubt: false });
     expect((await metric(notifyProcess(), "taskboard_notify_mails_retried_total", 'reason="throttled"')) - retriedBefore).toBe(3);
     await tap.waitFor("notification.sent to Bob", sentTo(workspaceId, created.event.id, bob.id));
   });
@@ -577,5 +592,24 @@ describe("notify: SES failures", () => {
     expect(ses.callsTo(bob.email)).toBe(6);
     expect(await deliveryOf(created.event.id, bob.id)).toMatchObject({ state: "failed", claims: 3 });
     expect(await mailsTo(bob.email)).toEqual([]);
+  });
+
+  test("notify: killed after SES took a mail but before it answered, the mail is sent again and recorded as resent in doubt", async () => {
+    const { workspaceId, owner, members } = await team("Owner", "Doubt");
+    const [doubt] = members as [SignedUp];
+    const endpoint = await ses.listen();
+    await settled("earlier tests");
+    await mesh.restart("notify", { SES_ENDPOINT: endpoint, ...FAILING_SES_ENV, NOTIFY_CLAIM_TTL_MS: "2000", SES_TIMEOUT_MS: "1000" });
+    ses.holdAnswer(doubt.email);
+    const task = await createTask(owner, workspaceId, { title: "Answer held" });
+    await waitForMails(doubt, "Answer held"); // SES has it; notify is still waiting for the answer
+    await notifyProcess().stop("SIGKILL");
+    ses.release(doubt.email);
+    await mesh.restart("notify", { SES_ENDPOINT: endpoint, ...FAILING_SES_ENV, NOTIFY_CLAIM_TTL_MS: "2000", SES_TIMEOUT_MS: "1000" });
+    await waitForMails(doubt, "Answer held", 2);
+    const created = await handled("task.created", task.id);
+    await settled("the resent mail");
+    expect(await deliveryOf(created.event.id, doubt.id)).toMatchObject({ state: "sent", claims: 2, resent_in_doubt: true });
+    expect(await metric(notifyProcess(), "taskboard_notify_resent_in_doubt_total", 'type="task.created"')).toBe(1);
   });
 });

@@ -39,7 +39,7 @@ describe("postgres driver: a connection that dies under a caller", () => {
     for (let i = 0; i < 3; i++) {
       const error = await reserved`select 1`.then(() => undefined, (e: unknown) => e);
       expect(error, `query ${i + 1} after the backend died`).toBeDefined();
-      expect(classifyError(error).code).toBe("unavailable");
+      expect(classifyError(error).code).toBe("dependency_unavailable");
     }
     reserved.release();
     // The pool itself recovers: a fresh query answers.
@@ -57,7 +57,7 @@ describe("postgres driver: a connection that dies under a caller", () => {
       })
       .then(() => "committed", (e: unknown) => e);
     expect(outcome).not.toBe("committed");
-    expect(classifyError(outcome).code).toBe("unavailable");
+    expect(classifyError(outcome).code).toBe("dependency_unavailable");
     const rows = await Promise.all([1, 2, 3, 4].map((n) => sql<{ n: number }[]>`select ${n}::int as n`));
     expect(rows.map((r) => r[0]!.n)).toEqual([1, 2, 3, 4]);
   });
@@ -67,7 +67,7 @@ describe("postgres driver: a connection that dies under a caller", () => {
     const pending = Array.from({ length: 20 }, (_, n) => sql`select pg_sleep(0.05), ${n}::int as n`.then(() => "ok", (e: unknown) => e));
     await killer`select pg_terminate_backend(${row!.pid})`;
     const results = await Promise.all(pending);
-    for (const r of results) if (r !== "ok") expect(classifyError(r).code).toBe("unavailable");
+    for (const r of results) if (r !== "ok") expect(classifyError(r).code).toBe("dependency_unavailable");
     const after = await Promise.all(Array.from({ length: 10 }, (_, n) => sql<{ n: number }[]>`select ${n}::int as n`));
     expect(after.map((r) => r[0]!.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
@@ -96,7 +96,7 @@ describe("postgres pools: a server that goes away and comes back", () => {
           await down();
           const refused = await within(20_000, Promise.allSettled([1, 2, 3, 4].map((n) => pool`select ${n}::int`)));
           expect(refused, "queries while the server is down").not.toBe("hung");
-          for (const r of refused as PromiseSettledResult<unknown>[]) expect(r.status === "rejected" && classifyError(r.reason).code, "refused while down").toBe("unavailable");
+          for (const r of refused as PromiseSettledResult<unknown>[]) expect(r.status === "rejected" && classifyError(r.reason).code, "refused while down").toBe("dependency_unavailable");
           await server.startAfterKill();
           // Every pool slot must connect again (a slot lost to a failed connect would hang these).
           expect(await within(20_000, answers())).toEqual([1, 2, 3, 4, 5, 6]);

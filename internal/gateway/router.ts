@@ -237,7 +237,7 @@ export class Router {
   private failure(error: unknown, log: Logger): Reply {
     const appError = classifyError(error);
     if (appError.code === "internal") log.error({ err: error }, "request failed");
-    else if (appError.code === "unavailable") log.warn({ err: error }, "dependency unavailable");
+    else if (appError.code === "dependency_unavailable") log.warn({ err: error }, "dependency unavailable");
     const headers: Record<string, string> = {};
     const retryAfter = appError.details?.["retry_after_seconds"];
     if (appError.code === "rate_limited" && typeof retryAfter === "number") headers["retry-after"] = String(retryAfter);

@@ -52,7 +52,7 @@ export class SesMailer implements Mailer {
     this.client = new SESv2Client({
       endpoint: options.endpoint,
       region: options.region,
-      // NotifyService retries itself: each attempt renews its claim, is counted, and is logged.
+      // NotifyService retries itself: each attempt renews its claim and marks it sending, is counted, and is logged.
       maxAttempts: 1,
       requestHandler: { requestTimeout: options.timeoutMs, connectionTimeout: Math.min(options.timeoutMs, 5_000) },
       ...(options.credentialsFromEnvironment

@@ -7,6 +7,7 @@ export class NotifyMetrics {
   readonly retried: Counter<"reason">;
   readonly duplicates: Counter<"type">;
   readonly claimsBusy: Counter;
+  readonly resentInDoubt: Counter<"type">;
   readonly sendSeconds: Histogram;
 
   constructor(registry: Registry) {
@@ -38,6 +39,12 @@ export class NotifyMetrics {
     this.claimsBusy = new Counter({
       name: "taskboard_notify_claims_busy_total",
       help: "Mails deferred because another replica held a live claim on them",
+      registers,
+    });
+    this.resentInDoubt = new Counter({
+      name: "taskboard_notify_resent_in_doubt_total",
+      help: "Mails sent again after their previous holder died between SES and recording them (the recipient may get two)",
+      labelNames: ["type"],
       registers,
     });
     this.sendSeconds = new Histogram({

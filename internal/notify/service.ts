@@ -79,21 +79,22 @@ function authorOf(event: Event): string | undefined {
  *    duplicate delivery (skipped, counted); a live claim of another replica
  *    means it is being sent right now (this delivery waits: RetryLater with the
  *    claim's remaining time); an expired claim (its replica died) is taken over;
- * 2. send through SES, renewing the claim before every retry (each attempt is
- *    bounded by SES_TIMEOUT_MS, and the claim lasts at least twice that, so no
- *    one can take a claim over while its holder may still be sending);
+ * 2. send through SES; right before every attempt the claim is renewed and the
+ *    record marked `sending` (each attempt is bounded by SES_TIMEOUT_MS, and the
+ *    claim lasts at least twice that, so no one can take a claim over while its
+ *    holder may still be sending);
  * 3. record `sent` (or `failed`) together with its notification.sent/failed
- *    event in one outbox transaction;
+ *    event in one outbox transaction, retried until it commits;
  * 4. only then is the JetStream message acked (by the consumer, after `handle`).
  *
  * The one window that cannot be closed: SES accepts the mail, and the process
- * dies (or loses Postgres for good, or the request times out after SES took it)
- * before step 3 commits. The claim then expires and the mail is sent again,
- * because SES SendEmail has no idempotency key to ask "did you get this one".
- * The window is one Postgres commit long after SES's answer (milliseconds; a
- * failed commit is retried in process until it commits, however long Postgres
- * is away), plus the rare request that times out after SES accepted it. Everything else (death
- * before the send, after the record, redelivery, a second replica) is covered.
+ * dies (or the request times out after SES took it) before step 3 commits.
+ * SES SendEmail has no idempotency key to ask "did you get this one", so the
+ * next holder sends it again; but it knows it is doing so: it took over a claim
+ * marked `sending`, so the record says `resent_in_doubt` and
+ * taskboard_notify_resent_in_doubt_total counts it. A holder that died before
+ * its send (claim not marked), a redelivery, a second replica, a Postgres outage
+ * after the send: each mail once.
  */
 export class NotifyService {
   constructor(
@@ -207,16 +208,18 @@ export class NotifyService {
       return { kind: "later", delayMs: this.busyDelay(claim.remainingMs, delivery) };
     }
     if (claim.claims > 1) log.info({ claims: claim.claims }, "mail claimed again (released or expired claim)");
+    if (claim.inDoubt) {
+      this.metrics.resentInDoubt.inc({ type: event.type });
+      log.warn("the previous holder died while its send may have reached SES: sending again, in doubt");
+    }
     this.injectFault("exit-after-claim", log);
 
     let lastFailure: MailSendError | undefined;
     for (let attempt = 1; attempt <= this.options.sendAttempts; attempt++) {
-      if (attempt > 1) {
-        await sleep(this.retryDelay(attempt - 1));
-        if (!(await this.store.renew(key, replica, claimTtlMs))) {
-          log.warn("claim lost before a retry; the next delivery decides");
-          return { kind: "later" };
-        }
+      if (attempt > 1) await sleep(this.retryDelay(attempt - 1));
+      if (!(await this.store.markSending(key, replica, claimTtlMs))) {
+        log.warn("claim lost before a send; the next delivery decides");
+        return { kind: "later" };
       }
       const stopTimer = this.metrics.sendSeconds.startTimer();
       let messageId: string;
@@ -246,7 +249,7 @@ export class NotifyService {
       await this.recordFailed(event, key, "exhausted", `retries exhausted: ${why}`);
       return { kind: "done" };
     }
-    await this.store.release(key, replica, why);
+    await this.store.release(key, replica, why, lastFailure !== undefined && lastFailure.failure !== "network");
     return { kind: "later" };
   }
 

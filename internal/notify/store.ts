@@ -9,8 +9,11 @@ export interface DeliveryKey {
 
 /** What a claim attempt found. */
 export type Claim =
-  /** This replica holds the claim until `until`; `claims` counts this one. */
-  | { kind: "held"; claims: number }
+  /**
+   * This replica holds the claim; `claims` counts this one. `inDoubt`: taken over
+   * from a holder that died while its send may have reached SES.
+   */
+  | { kind: "held"; claims: number; inDoubt: boolean }
   /** Already sent or permanently failed: nothing more to do (a duplicate delivery). */
   | { kind: "done"; state: "sent" | "failed" }
   /** Another replica holds a live claim for about `remainingMs` more. */
@@ -28,7 +31,7 @@ export class DeliveryStore {
    * (its holder died). One statement, so two replicas cannot both win.
    */
   async claim(key: DeliveryKey, eventType: string, replica: string, ttlMs: number): Promise<Claim> {
-    const [won] = await this.sql<{ claims: number }[]>`
+    const [won] = await this.sql<{ claims: number; in_doubt: boolean }[]>`
       insert into notify.deliveries as d
         (workspace_id, event_id, recipient_id, event_type, state, claimed_by, claimed_until)
       values
@@ -38,10 +41,12 @@ export class DeliveryStore {
         set claimed_by = excluded.claimed_by,
             claimed_until = excluded.claimed_until,
             claims = d.claims + 1,
+            resent_in_doubt = d.resent_in_doubt or d.sending_since is not null,
+            sending_since = null,
             updated_at = clock_timestamp()
         where d.state = 'claimed' and (d.claimed_by is null or d.claimed_until < clock_timestamp())
-      returning d.claims`;
-    if (won) return { kind: "held", claims: won.claims };
+      returning d.claims, d.resent_in_doubt as in_doubt`;
+    if (won) return { kind: "held", claims: won.claims, inDoubt: won.in_doubt };
     const [row] = await this.sql<{ state: "claimed" | "sent" | "failed"; claimed_by: string | null; remaining_ms: number | null }[]>`
       select state, claimed_by,
              (extract(epoch from (claimed_until - clock_timestamp())) * 1000)::float8 as remaining_ms
@@ -52,21 +57,30 @@ export class DeliveryStore {
     return { kind: "busy", holder: row?.claimed_by ?? "unknown", remainingMs: Math.max(0, row?.remaining_ms ?? 0) };
   }
 
-  /** Extends this replica's claim before another send; false when it no longer holds it. */
-  async renew(key: DeliveryKey, replica: string, ttlMs: number): Promise<boolean> {
+  /**
+   * Right before a send: extends this replica's claim and marks the mail as
+   * possibly reaching SES from now on; false when it no longer holds the claim.
+   */
+  async markSending(key: DeliveryKey, replica: string, ttlMs: number): Promise<boolean> {
     const rows = await this.sql`
       update notify.deliveries
-      set claimed_until = clock_timestamp() + ${ttlMs}::int * interval '1 millisecond', updated_at = clock_timestamp()
+      set claimed_until = clock_timestamp() + ${ttlMs}::int * interval '1 millisecond',
+          sending_since = clock_timestamp(), updated_at = clock_timestamp()
       where workspace_id = ${key.workspace_id} and event_id = ${key.event_id} and recipient_id = ${key.recipient_id}
         and state = 'claimed' and claimed_by = ${replica}`;
     return rows.count === 1;
   }
 
-  /** Gives the claim back after a transient failure, so the next delivery (on any replica) takes it at once. */
-  async release(key: DeliveryKey, replica: string, error: string): Promise<void> {
+  /**
+   * Gives the claim back after a transient failure, so the next delivery (on any
+   * replica) takes it at once. `refused`: SES definitely did not take the last
+   * attempt, so the next one is not a resend in doubt.
+   */
+  async release(key: DeliveryKey, replica: string, error: string, refused: boolean): Promise<void> {
     await this.sql`
       update notify.deliveries
-      set claimed_by = null, claimed_until = null, error = ${clip(error)}, updated_at = clock_timestamp()
+      set claimed_by = null, claimed_until = null, error = ${clip(error)}, updated_at = clock_timestamp(),
+          sending_since = case when ${refused} then null else sending_since end
       where workspace_id = ${key.workspace_id} and event_id = ${key.event_id} and recipient_id = ${key.recipient_id}
         and state = 'claimed' and claimed_by = ${replica}`;
   }

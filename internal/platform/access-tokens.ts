@@ -77,7 +77,7 @@ export class AccessTokenVerifier {
         this.keys = createLocalJWKSet(jwks);
         this.lastLoad = Date.now();
       } catch (error) {
-        throw new AppError("unavailable", "cannot load the token verification keys", undefined, { cause: error });
+        throw new AppError("dependency_unavailable", "cannot load the token verification keys", undefined, { cause: error });
       } finally {
         this.loading = undefined;
       }

@@ -31,10 +31,10 @@ describe("call batcher", () => {
     let calls = 0;
     const batcher = new CallBatcher<number, number>(async () => {
       calls++;
-      throw new AppError("unavailable", "the task service is unavailable");
+      throw new AppError("dependency_unavailable", "the task service is unavailable");
     });
     const results = await Promise.allSettled([1, 2, 3].map((n) => batcher.call(n)));
-    expect(results.every((r) => r.status === "rejected" && (r.reason as AppError).code === "unavailable")).toBe(true);
+    expect(results.every((r) => r.status === "rejected" && (r.reason as AppError).code === "dependency_unavailable")).toBe(true);
     expect(calls).toBe(1);
   });
 

@@ -85,7 +85,7 @@ export class CallBatcher<Item, Result> {
           else b.resolve(result);
         }),
       (error: unknown) => {
-        if (batch.length > 1 && classifyError(error).code !== "unavailable") for (const b of batch) this.send([b]);
+        if (batch.length > 1 && classifyError(error).code !== "dependency_unavailable") for (const b of batch) this.send([b]);
         else for (const b of batch) b.reject(error);
       },
     );

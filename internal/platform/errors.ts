@@ -19,7 +19,7 @@ export const errorCatalogue = {
   unprocessable: { http: 422, grpc: GrpcStatus.FAILED_PRECONDITION },
   rate_limited: { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED },
   internal: { http: 500, grpc: GrpcStatus.INTERNAL },
-  unavailable: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
+  dependency_unavailable: { http: 503, grpc: GrpcStatus.UNAVAILABLE },
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalogue;
@@ -73,7 +73,7 @@ export function errorCodeForGrpcStatus(code: number): ErrorCode {
     case GrpcStatus.UNAVAILABLE:
     case GrpcStatus.DEADLINE_EXCEEDED:
     case GrpcStatus.CANCELLED:
-      return "unavailable";
+      return "dependency_unavailable";
     default:
       return "internal";
   }

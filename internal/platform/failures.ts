@@ -33,7 +33,7 @@ export function classifyError(error: unknown): AppError {
     (typeof code === "string" && UNAVAILABLE_CODES.has(code)) ||
     /Connection is closed|Stream isn't writeable|enableOfflineQueue|CONNECTION_CLOSED|TIMEOUT|disconnect/i.test(message)
   ) {
-    return new AppError("unavailable", "a dependency is unavailable; try again", undefined, { cause: error });
+    return new AppError("dependency_unavailable", "a dependency is unavailable; try again", undefined, { cause: error });
   }
   return new AppError("internal", "internal error", undefined, { cause: error });
 }

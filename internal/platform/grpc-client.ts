@@ -130,7 +130,7 @@ export function fromGrpcError(error: grpc.ServiceError): AppError {
   }
   const derived = errorCodeForGrpcStatus(error.code);
   const message =
-    derived === "unavailable" ? "a service is unavailable; try again" : derived === "internal" ? "internal error" : error.details;
+    derived === "dependency_unavailable" ? "a service is unavailable; try again" : derived === "internal" ? "internal error" : error.details;
   return new AppError(derived, message, undefined, { cause: error });
 }
 

@@ -156,7 +156,7 @@ export class GrpcServer {
       });
       const send = (message: unknown) =>
         new Promise<void>((resolve, reject) => {
-          if (cancelled) return reject(new AppError("unavailable", "call cancelled"));
+          if (cancelled) return reject(new AppError("dependency_unavailable", "call cancelled"));
           if (call.write(message)) resolve();
           else call.once("drain", () => resolve());
         });
@@ -208,7 +208,7 @@ export class GrpcServer {
     const appError = classifyError(error);
     const { grpc: code } = errorCatalogue[appError.code];
     this.handled.inc({ method: label, code: grpc.status[code] ?? String(code) });
-    if (appError.code === "internal" || appError.code === "unavailable") log.error({ err: error }, "call failed");
+    if (appError.code === "internal" || appError.code === "dependency_unavailable") log.error({ err: error }, "call failed");
     const metadata = new grpc.Metadata();
     metadata.set("tb-error-code", appError.code);
     if (appError.details) metadata.set("tb-error-details", JSON.stringify(appError.details));

@@ -1,6 +1,7 @@
 import { connect, type Socket } from "node:net";
 import postgres from "postgres";
 import type { Logger } from "./logger.js";
+import { exponentialBackoff } from "./retry.js";
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -24,8 +25,15 @@ export function createPostgres(
     onnotice: (notice) => options.log.debug({ notice: notice.message }, "postgres notice"),
     connect_timeout: 10,
     idle_timeout: 60,
+    // postgres.js waits up to 20 s between reconnects (3^failures / 100 s, failures counted
+    // across the pool): after a minute-long outage the pool would stay away long after
+    // Postgres is back. Retry within a second instead (seconds, as postgres.js counts).
+    backoff: (failures: number) => reconnectPolicy.backoff(failures) / 1000,
   });
 }
+
+/** Reconnects to Postgres: 50 ms doubling to 1 s. */
+const reconnectPolicy = exponentialBackoff(50, 1_000);
 
 /** Resolves when Postgres answers; used at start and by health checks. */
 export async function pingPostgres(sql: Sql): Promise<void> {

@@ -59,7 +59,7 @@ function results(outcomes: (Task | AppError)[], ctx: CallContext): TaskResults {
   return {
     results: outcomes.map((outcome) => {
       if (!(outcome instanceof AppError)) return { outcome: { $case: "task", value: outcome } };
-      if (outcome.code === "internal" || outcome.code === "unavailable") ctx.log.error({ err: outcome.cause ?? outcome }, "batch item failed");
+      if (outcome.code === "internal" || outcome.code === "dependency_unavailable") ctx.log.error({ err: outcome.cause ?? outcome }, "batch item failed");
       return { outcome: { $case: "error", value: toItemError(outcome) } };
     }),
   };

@@ -123,7 +123,7 @@ export class TaskService {
     } catch (error) {
       // An outage fails every item; a row the database refused fails only its own
       // item, so each is written again on its own.
-      if (classifyError(error).code === "unavailable") throw error;
+      if (classifyError(error).code === "dependency_unavailable") throw error;
       if (accepted.length === 1) failed.set(accepted[0]!, classifyError(error));
       else for (const p of accepted) await this.writeTasks([p]).catch((e: unknown) => failed.set(p, classifyError(e)));
     }

@@ -48,6 +48,8 @@ export interface ScenarioOptions {
   fault: () => Promise<FaultWindow>;
   /** Processes the scenario kills on purpose (labels); the others must never exit. */
   killed?: string[];
+  /** notify itself is killed: a mail SES took just before may be resent, flagged in doubt. */
+  notifyKilled?: boolean;
 }
 
 export interface ScenarioFigures {
@@ -63,6 +65,8 @@ export interface ScenarioFigures {
   events: number;
   clientReconnects: number;
   mails: number;
+  /** Mails sent twice because notify died between SES and its record (each flagged resent_in_doubt). */
+  mailsResentInDoubt: number;
   exports: number;
 }
 
@@ -123,21 +127,27 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
         return row?.status === "completed";
       }, 60_000, 200);
     }
-    // One mail per task to each other member (whose notifications are on).
+    // One mail per task to each other member (whose notifications are on); a second one only
+    // where notify says it resent in doubt (checked against its records below).
     const recipients = new Map(teams.map((t) => [t.workspaceId, t.users]));
     let mails = 0;
+    const twice: { taskId: string; recipientId: string }[] = [];
     await waitFor("one mail per task and recipient", async () => {
       const store = (await (await fetch(`${sesEndpoint()}/store?since=${started}`)).json()) as { emails: { subject: string; destination: { to: string[] } }[] };
       mails = 0;
+      twice.length = 0;
+      let covered = 0;
       for (const row of rows) {
         for (const user of recipients.get(row.workspace_id)!) {
           const count = store.emails.filter((m) => m.destination.to.includes(user.email) && m.subject.endsWith(`New task: ${row.title}`)).length;
-          if (count > 1) throw new Error(`${count} mails about "${row.title}" to ${user.name}`);
+          if (count > 2) throw new Error(`${count} mails about "${row.title}" to ${user.name}`);
+          if (count === 2) twice.push({ taskId: row.id, recipientId: user.id });
+          if (count > 0) covered++;
           mails += count;
         }
       }
       // Every task mails every member but its creator.
-      return mails === rows.length * 2;
+      return covered === rows.length * 2;
     }, 90_000, 500);
 
     await waitFor("every outbox to be drained", async () => {
@@ -153,6 +163,14 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
     for (const job of exportJobs) {
       const completed = stored.get(job.workspaceId)!.filter((s) => s.event.type === "export.completed" && s.event.aggregate_id === job.id);
       expect(completed, `export ${job.id}: one export.completed`).toHaveLength(1);
+    }
+
+    if (!options.notifyKilled) expect(twice, "mails sent twice").toEqual([]);
+    for (const mail of twice) {
+      const created = stored.get(rows.find((r) => r.id === mail.taskId)!.workspace_id)!.find((s) => s.event.type === "task.created" && s.event.aggregate_id === mail.taskId)!;
+      const [record] = await sql<{ resent_in_doubt: boolean }[]>`
+        select resent_in_doubt from notify.deliveries where event_id = ${created.event.id} and recipient_id = ${mail.recipientId}`;
+      expect(record?.resent_in_doubt, `a second mail about task ${mail.taskId}: only where notify resent it in doubt`).toBe(true);
     }
 
     // The stream: one event per committed change, in each writer's commit order, no envelope twice.
@@ -211,6 +229,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
       events: [...stored.values()].reduce((n, e) => n + e.length, 0),
       clientReconnects: clients.reduce((n, c) => n + c.sessions.length - 1, 0),
       mails,
+      mailsResentInDoubt: twice.length,
       exports: exportJobs.length,
     };
   } finally {

@@ -240,7 +240,7 @@ export class SocketEndpoint {
       })
       .catch((error: unknown) => {
         this.deps.log.warn({ err: error }, "custom message not published");
-        if (conn.phase !== "closed") conn.socket?.send(errorFrame("unavailable", "message not delivered; try again"));
+        if (conn.phase !== "closed") conn.socket?.send(errorFrame("dependency_unavailable", "message not delivered; try again"));
       });
   }
 

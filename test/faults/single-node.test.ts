@@ -14,6 +14,8 @@ let pg: PostgresServer;
 let redis: RedisServer;
 let mesh: Mesh;
 const figures: object[] = [];
+/** The processes with a Postgres pool. */
+const DATABASE_USERS = ["auth", "workspace", "task", "export", "notify"];
 
 beforeAll(async () => {
   [nats, pg, redis] = await Promise.all([NatsServer.create(), PostgresServer.create(), RedisServer.create()]);
@@ -34,13 +36,25 @@ afterAll(async () => {
   await Promise.all([nats?.destroy(), pg?.destroy(), redis?.destroy()]);
 }, 60_000);
 
-/** Stops a server with `down`, waits the outage, starts it with `up`. */
-async function outage(down: () => Promise<void>, up: () => Promise<void>): Promise<FaultWindow> {
+/** A process's readiness (its admin port's /readyz). */
+async function ready(label: string): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${mesh.processes.get(label)!.ports["admin"]}/readyz`).catch(() => undefined);
+  return res?.status === 200;
+}
+
+/**
+ * Stops a server with `down`, waits the outage, starts it with `up`. The processes that
+ * need it (`dependents`) report not ready while it is away and ready again by themselves.
+ */
+async function outage(down: () => Promise<void>, up: () => Promise<void>, dependents: string[]): Promise<FaultWindow> {
   const downAt = Date.now();
   await down();
+  for (const label of dependents) await waitFor(`${label} to report not ready`, async () => !(await ready(label)), TIMING.outageMs, 100);
   await sleep(TIMING.outageMs);
   await up();
-  return { downAt, upAt: Date.now() };
+  const upAt = Date.now();
+  for (const label of dependents) await waitFor(`${label} to be ready again`, () => ready(label), 15_000, 100);
+  return { downAt, upAt };
 }
 
 async function scenario(name: string, fault: () => Promise<FaultWindow>, killed: string[] = []): Promise<void> {
@@ -62,6 +76,7 @@ describe("faults on one node of each server", () => {
           during = (await login()).status;
         },
         () => redis.start(),
+        ["gateway-1", "gateway-2"],
       ),
     );
     expect(during, "a login while Redis is away").toBe(503);
@@ -69,15 +84,15 @@ describe("faults on one node of each server", () => {
   }, 240_000);
 
   test("faults: Postgres restarted (fast shutdown) under load: no process exits, 503s at most, nothing committed lost or doubled", async () => {
-    await scenario("postgres-restart", () => outage(() => pg.stop(), () => pg.start()));
+    await scenario("postgres-restart", () => outage(() => pg.stop(), () => pg.start(), DATABASE_USERS));
   }, 240_000);
 
   test("faults: Postgres's postmaster killed (-9) and started again under load: the same", async () => {
-    await scenario("postgres-kill", () => outage(() => pg.kill(), () => pg.startAfterKill()));
+    await scenario("postgres-kill", () => outage(() => pg.kill(), () => pg.startAfterKill(), DATABASE_USERS));
   }, 240_000);
 
   test("faults: NATS killed (-9) and restarted on the same store under load: no event lost or doubled, every client gap-free", async () => {
-    await scenario("nats-kill", () => outage(() => nats.kill(), () => nats.start()));
+    await scenario("nats-kill", () => outage(() => nats.kill(), () => nats.start(), [...DATABASE_USERS, "gateway-1", "gateway-2"]));
   }, 240_000);
 
   test("faults: a gateway replica killed (-9): its clients resume on the other with since, gap-free", async () => {

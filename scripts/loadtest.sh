@@ -42,7 +42,7 @@ task=$(post "/workspaces/$workspace/tasks" '{"title":"seed"}' | field id)
 echo "loadtest against $base: hey -z $duration -c $concurrency, workspace $workspace"
 
 run_id=$(date -u +%Y%m%dT%H%M%SZ)
-printf '%-14s %10s %9s %9s %8s\n' endpoint "req/s" "p50 ms" "p99 ms" errors
+printf '%-14s %10s %9s %9s %8s   %s\n' endpoint "req/s" "p50 ms" "p99 ms" errors statuses
 # hey_run NAME [hey args...]: runs hey, prints a row, appends a JSON line.
 hey_run() {
   local name=$1 report
@@ -52,13 +52,16 @@ hey_run() {
   rps=$(awk '/Requests\/sec:/ {print $2}' <<<"$report")
   p50=$(awk '/ 50% in / {printf "%.1f", $3 * 1000}' <<<"$report")
   p99=$(awk '/ 99% in / {printf "%.1f", $3 * 1000}' <<<"$report")
-  ok=$(awk '/\[2[0-9][0-9]\]/ {n += $2} END {print n + 0}' <<<"$report")
-  total=$(awk '/\[[0-9][0-9][0-9]\]/ {n += $2} END {print n + 0}' <<<"$report")
+  # Status lines read "  [201]	9876 responses" (the latency histogram's "[count]" lines start with a number).
+  ok=$(awk '/^ *\[2[0-9][0-9]\]/ {n += $2} END {print n + 0}' <<<"$report")
+  total=$(awk '/^ *\[[0-9][0-9][0-9]\]/ {n += $2} END {print n + 0}' <<<"$report")
   errors=$(awk '/Error distribution:/ {e = 1; next} e && /\[[0-9]+\]/ {gsub(/[\[\]]/, "", $1); n += $1} END {print n + 0}' <<<"$report")
   errors=$((errors + total - ok))
-  printf '%-14s %10.0f %9s %9s %8s\n' "$name" "$rps" "$p50" "$p99" "$errors"
-  printf '{"run":"%s","tool":"hey","endpoint":"%s","base":"%s","duration":"%s","concurrency":%s,"requests_per_s":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s}\n' \
-    "$run_id" "$name" "$base" "$duration" "$concurrency" "$rps" "$p50" "$p99" "$errors" >>"$out"
+  # Status codes as "201:9876 503:12" (what failed, if anything: a 503 is an outage, a 500 a bug).
+  statuses=$(awk '/^ *\[[0-9][0-9][0-9]\]/ {gsub(/[\[\]]/, "", $1); printf "%s%s:%s", sep, $1, $2; sep=" "}' <<<"$report")
+  printf '%-14s %10.0f %9s %9s %8s   %s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$statuses"
+  printf '{"run":"%s","tool":"hey","endpoint":"%s","base":"%s","duration":"%s","concurrency":%s,"requests_per_s":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"statuses":"%s"}\n' \
+    "$run_id" "$name" "$base" "$duration" "$concurrency" "$rps" "$p50" "$p99" "$errors" "$statuses" >>"$out"
   last_rps=$rps
 }
 

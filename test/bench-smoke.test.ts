@@ -80,6 +80,8 @@ describe("loadtest.sh", () => {
       expect(line, endpoint).toBeDefined();
       expect(line!["requests_per_s"]).toBeGreaterThan(0);
       expect(line!["errors"]).toBe(0);
+      // Only success codes in the distribution ("201:123" or "200:456").
+      expect(line!["statuses"], endpoint).toMatch(/^2\d\d:\d+$/);
     }
     expect(lines.find((l) => l["tool"] === "pgbench")?.["inserts_per_s"]).toBeGreaterThan(0);
   }, 150_000);

@@ -1,6 +1,6 @@
 import type { Logger } from "./platform/logger.js";
 import { migrateSchema, readMigrations } from "./platform/migrate.js";
-import { outboxMigration } from "./platform/outbox.js";
+import { outboxMigrations } from "./platform/outbox.js";
 import type { Sql } from "./platform/postgres.js";
 
 /** Every service's Postgres schema and its migrations (one schema per service). */
@@ -14,9 +14,9 @@ export const serviceSchemas = {
 
 export type ServiceSchema = keyof typeof serviceSchemas;
 
-/** Applies a service's migrations (its outbox table first) under the schema's advisory lock. */
+/** Applies a service's migrations (its outbox tables first) under the schema's advisory lock. */
 export async function migrateService(sql: Sql, schema: ServiceSchema, log: Logger): Promise<string[]> {
-  const migrations = [outboxMigration, ...(await readMigrations(serviceSchemas[schema]))];
+  const migrations = [...outboxMigrations, ...(await readMigrations(serviceSchemas[schema]))];
   return migrateSchema(sql, schema, migrations, log);
 }
 

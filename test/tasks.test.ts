@@ -309,6 +309,20 @@ describe("isolation", () => {
   });
 });
 
+describe("outbox", () => {
+  test("outbox: a row JetStream will never take (over max_payload) is set aside in outbox_dead, and the events behind it go out", async () => {
+    const c = await cast();
+    const sql = mesh.sql();
+    const poison = { subject: `${mesh.id}.tasks.${c.workspaceId}.created`, msg_id: crypto.randomUUID(), payload: JSON.stringify({ id: "x", pad: "y".repeat(2 * 1024 * 1024) }) };
+    await sql`insert into task.outbox ${sql(poison)}`;
+    const task = await createTask(c.member.api, c.workspaceId, { title: "Behind the poison" });
+    await tap.waitFor("the event behind the refused row", (s) => s.event.type === "task.created" && s.event.aggregate_id === task.id);
+    const [dead] = await sql<{ msg_id: string; error: string }[]>`select msg_id, error from task.outbox_dead where msg_id = ${poison.msg_id}`;
+    expect(dead?.error).toMatch(/payload/i);
+    expect((await sql`select 1 from task.outbox where msg_id = ${poison.msg_id}`).length).toBe(0);
+  });
+});
+
 describe("permissions", () => {
   const cases = deletion.flatMap(([what, expected]) =>
     (Object.keys(expected) as (Role | "author")[]).map((role) => [what, role, expected[role]] as const),

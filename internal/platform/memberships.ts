@@ -54,7 +54,8 @@ export class CachedMemberships implements Memberships {
   private readonly cache: LRUCache<string, WorkspaceRole>;
   /** Every member id of a workspace (notify's recipients), evicted by any change in it, additions included. */
   private readonly lists: LRUCache<string, ReadonlySet<string>>;
-  private readonly inflight = new Map<string, Promise<WorkspaceRole | undefined>>();
+  /** Lookups under way, by membership, then by the credentials they were made with. */
+  private readonly inflight = new Map<string, Map<string, Promise<WorkspaceRole | undefined>>>();
   private readonly subscriptions: Subscription[] = [];
   private readonly lookups: Counter<"source">;
   /** Bumped by every eviction: a lookup that started in an older epoch is answered but not cached. */
@@ -87,15 +88,20 @@ export class CachedMemberships implements Memberships {
       this.lookups.inc({ source: "cache" });
       return cached;
     }
-    // Concurrent calls for the same membership share one lookup.
-    let pending = this.inflight.get(key);
+    // Concurrent calls for the same membership with the same credentials share one lookup.
+    // Only the same credentials: a lookup made with one caller's bad or expired token fails,
+    // and must not fail another caller (an internal check of the same user, say).
+    const asked = this.inflight.get(key) ?? new Map<string, Promise<WorkspaceRole | undefined>>();
+    const credentials = call.internal ? "internal" : (call.token ?? "");
+    let pending = asked.get(credentials);
     if (!pending) {
       const lookup = this.lookup(key, workspaceId, userId, call);
       pending = lookup;
-      this.inflight.set(key, lookup);
+      asked.set(credentials, lookup);
+      this.inflight.set(key, asked);
       void lookup.then(
-        () => this.forget(key, lookup),
-        () => this.forget(key, lookup),
+        () => this.forget(key, credentials, lookup),
+        () => this.forget(key, credentials, lookup),
       );
     }
     return pending;
@@ -195,8 +201,11 @@ export class CachedMemberships implements Memberships {
     return role as WorkspaceRole;
   }
 
-  private forget(key: string, lookup: Promise<unknown>): void {
-    if (this.inflight.get(key) === lookup) this.inflight.delete(key);
+  private forget(key: string, credentials: string, lookup: Promise<unknown>): void {
+    const asked = this.inflight.get(key);
+    if (asked?.get(credentials) !== lookup) return;
+    asked.delete(credentials);
+    if (asked.size === 0) this.inflight.delete(key);
   }
 
   private apply(data: Uint8Array): void {

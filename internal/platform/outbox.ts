@@ -8,18 +8,35 @@ import type { PendingQuery, Row } from "postgres";
 import type { Sql, TransactionSql } from "./postgres.js";
 import { exponentialBackoff } from "./retry.js";
 
-/** The outbox table every publishing schema gets before its own migrations. */
-export const outboxMigration: Migration = {
-  version: "000_outbox",
-  sql: `
-    create table outbox (
-      id bigint generated always as identity primary key,
-      subject text not null,
-      msg_id uuid not null,
-      payload text not null,
-      created_at timestamptz not null default clock_timestamp()
-    );`,
-};
+/** The outbox tables every publishing schema gets before its own migrations. */
+export const outboxMigrations: Migration[] = [
+  {
+    version: "000_outbox",
+    sql: `
+      create table outbox (
+        id bigint generated always as identity primary key,
+        subject text not null,
+        msg_id uuid not null,
+        payload text not null,
+        created_at timestamptz not null default clock_timestamp()
+      );`,
+  },
+  {
+    // Rows JetStream will never take (over the server's max_payload, a subject it refuses):
+    // set aside with the reason, so that they do not hold up every event behind them.
+    version: "000_outbox_dead",
+    sql: `
+      create table outbox_dead (
+        id bigint primary key,
+        subject text not null,
+        msg_id uuid not null,
+        payload text not null,
+        created_at timestamptz not null,
+        error text not null,
+        failed_at timestamptz not null default clock_timestamp()
+      );`,
+  },
+];
 
 export interface OutboxOptions {
   schema: string;
@@ -50,6 +67,40 @@ class LockLost extends Error {
   }
 }
 
+/**
+ * Publishes rows so that JetStream stores them in the given order: pipelined
+ * (one connection keeps their order), but only once the first of them is
+ * stored. Pipelined while JetStream is unavailable, a batch could be split by
+ * the moment it comes back (a stream leader elected mid-batch): the first rows
+ * refused, later ones stored ahead of them. Returns the rows stored before the
+ * first failure and that failure; `orderBroken` when rows after it were stored
+ * all the same (JetStream went away and came back within one batch).
+ */
+export async function publishInOrder<R>(
+  rows: R[],
+  publish: (row: R) => Promise<unknown>,
+): Promise<{ done: R[]; failed?: { row: R; error: unknown }; orderBroken: boolean }> {
+  try {
+    await publish(rows[0]!);
+  } catch (error) {
+    return { done: [], failed: { row: rows[0]!, error }, orderBroken: false };
+  }
+  const results = await Promise.allSettled(rows.slice(1).map(publish));
+  const failedAt = results.findIndex((r) => r.status === "rejected");
+  if (failedAt === -1) return { done: rows, orderBroken: false };
+  return {
+    done: rows.slice(0, failedAt + 1),
+    failed: { row: rows[failedAt + 1]!, error: (results[failedAt] as PromiseRejectedResult).reason },
+    orderBroken: results.slice(failedAt).some((r) => r.status === "fulfilled"),
+  };
+}
+
+/** A publish failure no retry will mend (NATS error codes and JetStream API error codes). */
+function neverPublishable(error: unknown): boolean {
+  const e = error as { code?: unknown; api_error?: { err_code?: number } };
+  return e?.code === "MAX_PAYLOAD_EXCEEDED" || e?.code === "BAD_SUBJECT" || e?.api_error?.err_code === 10054;
+}
+
 /** Collects the events of one transaction. */
 export type Emit = (event: NewEvent) => Event;
 
@@ -57,8 +108,8 @@ export type Emit = (event: NewEvent) => Event;
  * Transactional outbox (ARCHITECTURE.md guarantee 1): a state change and its
  * events commit together; a relay then publishes them to JetStream with
  * Nats-Msg-Id = event id and deletes them. One replica at a time relays (it
- * holds an advisory lock), publishing in table order, so per-workspace commit
- * order is kept. Commits wake the relay at once, locally or over NATS;
+ * holds an advisory lock), publishing in table order (publishInOrder), so
+ * per-workspace commit order is kept. Commits wake the relay at once, locally or over NATS;
  * otherwise it polls, so rows left by a NATS outage or a crash go out too.
  */
 export class Outbox {
@@ -71,6 +122,8 @@ export class Outbox {
   private readonly published: Counter;
   private readonly failures: Counter;
   private readonly lag: Histogram;
+  private readonly deadLettered: Counter;
+  private readonly orderBreaks: Counter;
   private leader = false;
   private closed = false;
   private dirty = false;
@@ -100,6 +153,16 @@ export class Outbox {
     this.failures = new Counter({
       name: "taskboard_events_publish_failures_total",
       help: "Outbox publish attempts that failed (retried later)",
+      registers: [registry],
+    });
+    this.deadLettered = new Counter({
+      name: "taskboard_events_dead_lettered_total",
+      help: "Outbox rows JetStream refused for good (over max_payload, say), set aside in <schema>.outbox_dead",
+      registers: [registry],
+    });
+    this.orderBreaks = new Counter({
+      name: "taskboard_outbox_order_breaks_total",
+      help: "Batches in which JetStream stored events after refusing an earlier one (their order is broken; should stay 0)",
       registers: [registry],
     });
     this.lag = new Histogram({
@@ -244,25 +307,35 @@ export class Outbox {
         },
       );
       if (rows.length === 0 || this.closed) return;
-      // Pipelined on one connection, so JetStream stores them in this order.
-      const results = await Promise.allSettled(
-        rows.map((row) =>
-          this.js.publish(row.subject, this.encoder.encode(row.payload), {
-            msgID: row.msg_id,
-            timeout: this.publishTimeoutMs,
-          }),
-        ),
+      const { done, failed, orderBroken } = await publishInOrder(rows, (row) =>
+        this.js.publish(row.subject, this.encoder.encode(row.payload), { msgID: row.msg_id, timeout: this.publishTimeoutMs }),
       );
-      const failedAt = results.findIndex((r) => r.status === "rejected");
-      const done = failedAt === -1 ? rows : rows.slice(0, failedAt);
+      if (orderBroken) {
+        this.orderBreaks.inc();
+        this.log.error({ schema: this.options.schema, outbox_id: failed?.row.id }, "events of one batch were stored after JetStream refused an earlier one: their order is broken");
+      }
       if (done.length > 0) {
         await this.sql`delete from ${table}.outbox where id = any(${done.map((r) => r.id)}::bigint[])`;
         const now = Date.now();
         for (const row of done) this.lag.observe((now - row.created_at.getTime()) / 1000);
         this.published.inc(done.length);
       }
-      if (failedAt !== -1) throw (results[failedAt] as PromiseRejectedResult).reason;
+      if (!failed) continue;
+      if (!neverPublishable(failed.error)) throw failed.error;
+      await this.setAside(failed.row, failed.error);
     }
+  }
+
+  /** Moves a row JetStream refuses for good out of the way, with the reason (logged, counted, kept). */
+  private async setAside(row: OutboxRow, error: unknown): Promise<void> {
+    const table = this.sql(this.options.schema);
+    const reason = String((error as { message?: unknown })?.message ?? error).slice(0, 1_000);
+    await this.sql`
+      with moved as (delete from ${table}.outbox where id = ${row.id} returning id, subject, msg_id, payload, created_at)
+      insert into ${table}.outbox_dead (id, subject, msg_id, payload, created_at, error)
+      select id, subject, msg_id, payload, created_at, ${reason} from moved`;
+    this.deadLettered.inc();
+    this.log.error({ schema: this.options.schema, outbox_id: row.id, msg_id: row.msg_id, subject: row.subject, reason }, "event JetStream refuses for good set aside in outbox_dead");
   }
 
   private idle(ms: number): Promise<void> {

@@ -191,7 +191,9 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
         expect(matches, `${change.kind} ${change.title}: exactly one event`).toHaveLength(1);
         return matches[0]!.seq;
       });
-      expect(isIncreasing(positions), `${writer.user.name}'s changes appear in the order they were committed`).toBe(true);
+      const broken = positions.findIndex((p, i) => i > 0 && p <= positions[i - 1]!);
+      const where = broken < 0 ? "" : `: ${changes[broken - 1]!.kind} ${changes[broken - 1]!.title} at seq ${positions[broken - 1]}, then ${changes[broken]!.kind} ${changes[broken]!.title} at seq ${positions[broken]}`;
+      expect(broken, `${writer.user.name}'s changes appear in the order they were committed${where}`).toBe(-1);
     }
     for (const t of teams) {
       const updates = stored.get(t.workspaceId)!.filter((s) => s.event.type === "task.updated");
@@ -248,7 +250,5 @@ function matchesChange(event: Event, change: { kind: string; taskId: string; tit
       return event.type === "comment.created" && event.data?.["task_id"] === change.taskId;
   }
 }
-
-const isIncreasing = (values: number[]) => values.every((v, i) => i === 0 || v > values[i - 1]!);
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

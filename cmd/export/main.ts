@@ -9,7 +9,7 @@ import { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/wor
 import { ExpiredExportsCleanup } from "../../internal/export/cleanup.js";
 import { loadExportConfig } from "../../internal/export/config.js";
 import { ExportMetrics } from "../../internal/export/metrics.js";
-import { ExportQueue } from "../../internal/export/queue.js";
+import { exportQueue } from "../../internal/export/queue.js";
 import { ExportRunner } from "../../internal/export/runner.js";
 import { exportHandlers } from "../../internal/export/server.js";
 import { ExportService } from "../../internal/export/service.js";
@@ -75,7 +75,7 @@ runMain("export", async () => {
     chunkBytes: config.EXPORT_CHUNK_BYTES,
     jobTimeoutMs: config.EXPORT_JOB_TIMEOUT_MS,
   });
-  const queue = new ExportQueue(
+  const queue = exportQueue(
     nc.jetstream(),
     jsm,
     {
@@ -92,7 +92,7 @@ runMain("export", async () => {
   const workspaceDeletions = new DurableConsumer(
     nc.jetstream(),
     jsm,
-    { stream: config.NATS_STREAM, durable: "export-workspace-deletions", filterSubject: subjects.allOf("workspace.deleted") },
+    { stream: config.NATS_STREAM, durable: "export-workspace-deletions", filterSubject: subjects.allOf("workspace.deleted"), startAt: "all" },
     async (event) => {
       const deleted = await service.purgeWorkspace(event.workspace_id ?? event.aggregate_id);
       log.info({ workspace_id: event.workspace_id, jobs: deleted }, "deleted workspace's exports purged");

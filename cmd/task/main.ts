@@ -47,7 +47,7 @@ runMain("task", async () => {
   const workspaceDeletions = new DurableConsumer(
     nc.jetstream(),
     jsm,
-    { stream: config.NATS_STREAM, durable: "task-workspace-deletions", filterSubject: subjects.allOf("workspace.deleted") },
+    { stream: config.NATS_STREAM, durable: "task-workspace-deletions", filterSubject: subjects.allOf("workspace.deleted"), startAt: "all" },
     async (event) => {
       const purged = await service.purgeWorkspace(event.workspace_id ?? event.aggregate_id);
       log.info({ workspace_id: event.workspace_id, ...purged }, "deleted workspace purged");

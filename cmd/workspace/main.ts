@@ -49,7 +49,7 @@ runMain("workspace", async () => {
   const userDeletions = new DurableConsumer(
     nc.jetstream(),
     jsm,
-    { stream: config.NATS_STREAM, durable: "workspace-user-deletions", filterSubject: subjects.of({ type: "user.deleted" }) },
+    { stream: config.NATS_STREAM, durable: "workspace-user-deletions", filterSubject: subjects.of({ type: "user.deleted" }), startAt: "all" },
     (event) => service.removeUser(event.aggregate_id),
     log,
   );

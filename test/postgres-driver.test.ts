@@ -1,3 +1,4 @@
+import { connect as netConnect, createServer, type AddressInfo, type Socket } from "node:net";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { classifyError } from "../internal/platform/failures.js";
@@ -70,6 +71,41 @@ describe("postgres driver: a connection that dies under a caller", () => {
     for (const r of results) if (r !== "ok") expect(classifyError(r).code).toBe("dependency_unavailable");
     const after = await Promise.all(Array.from({ length: 10 }, (_, n) => sql<{ n: number }[]>`select ${n}::int as n`));
     expect(after.map((r) => r[0]!.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+});
+
+describe("postgres driver: a connection reset under a caller", () => {
+  it("postgres driver: a query sent on a reserved connection right after it was reset (between the socket's error and its close) is settled, not left waiting", async () => {
+    const target = new URL(withDatabase(inject("servers").databaseUrl, "postgres"));
+    const clients: Socket[] = [];
+    // A TCP proxy that can reset its client side, as a dead backend's host does (ECONNRESET).
+    const proxy = createServer((client) => {
+      clients.push(client);
+      const upstream = netConnect(Number(target.port || 5432), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const port = (proxy.address() as AddressInfo).port;
+    const pool = postgres(`postgres://postgres@127.0.0.1:${port}/postgres`, { max: 1, onnotice: () => undefined });
+    try {
+      const reserved = await pool.reserve();
+      await reserved`select 1`;
+      const first = reserved`select pg_sleep(5)`;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      for (const client of clients) client.resetAndDestroy();
+      // The caller reacts to the failure at once (the outbox relay unlocks its lock): before the close event.
+      const second = await first.then(
+        () => "first succeeded",
+        () => within(5_000, reserved`select pg_advisory_unlock(1)`.then(() => "answered", (e: unknown) => classifyError(e).code)),
+      );
+      expect(second).toBe("dependency_unavailable");
+      reserved.release();
+    } finally {
+      await pool.end({ timeout: 1 });
+      proxy.close();
+    }
   });
 });
 

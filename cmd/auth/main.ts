@@ -38,7 +38,7 @@ runMain("auth", async () => {
     replicas: config.NATS_STREAM_REPLICAS,
   }, log);
 
-  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "auth" }, log, registry);
+  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "auth", databaseUrl: config.DATABASE_URL }, log, registry);
   const service = new AuthService(
     new UserStore(sql),
     outbox,

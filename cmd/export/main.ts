@@ -62,7 +62,7 @@ runMain("export", async () => {
   const memberships = new CachedMemberships(workspace, log, { registry });
   await memberships.followChanges(nc, subjects);
   const store = new ExportStore(sql);
-  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "export" }, log, registry);
+  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "export", databaseUrl: config.DATABASE_URL }, log, registry);
   const service = new ExportService(store, outbox, memberships, { retentionHours: config.EXPORT_RETENTION_HOURS });
   outbox.start();
 

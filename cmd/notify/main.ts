@@ -51,7 +51,7 @@ runMain("notify", async () => {
     timeoutMs: config.SES_TIMEOUT_MS,
     credentialsFromEnvironment: config.awsCredentialsFromEnvironment,
   });
-  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "notify" }, log, registry);
+  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "notify", databaseUrl: config.DATABASE_URL }, log, registry);
   const replica = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const service = new NotifyService(
     new DeliveryStore(sql),

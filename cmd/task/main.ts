@@ -41,7 +41,7 @@ runMain("task", async () => {
   const workspace = connectService(WorkspaceServiceClient, config.WORKSPACE_ADDR, config.INTERNAL_TOKEN, config.GRPC_TIMEOUT_MS);
   const memberships = new CachedMemberships(workspace, log, { registry });
   await memberships.followChanges(nc, subjects);
-  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "task" }, log, registry);
+  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "task", databaseUrl: config.DATABASE_URL }, log, registry);
   const service = new TaskService(new TaskStore(sql), outbox, memberships);
   outbox.start();
   const workspaceDeletions = new DurableConsumer(

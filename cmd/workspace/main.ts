@@ -38,7 +38,7 @@ runMain("workspace", async () => {
   }, log);
 
   const auth = connectService(AuthServiceClient, config.AUTH_ADDR, config.INTERNAL_TOKEN, config.GRPC_TIMEOUT_MS);
-  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "workspace" }, log, registry);
+  const outbox = new Outbox(sql, nc, nc.jetstream(), subjects, { schema: "workspace", databaseUrl: config.DATABASE_URL }, log, registry);
   const service = new WorkspaceService(
     new WorkspaceStore(sql),
     outbox,

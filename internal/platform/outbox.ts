@@ -5,7 +5,7 @@ import { newEvent, type Event, type NewEvent, type Subjects } from "./events.js"
 import type { Logger } from "./logger.js";
 import type { Migration } from "./migrate.js";
 import type { PendingQuery, Row } from "postgres";
-import type { Sql, TransactionSql } from "./postgres.js";
+import { createPostgres, type Sql, type TransactionSql } from "./postgres.js";
 import { exponentialBackoff } from "./retry.js";
 
 /** The outbox tables every publishing schema gets before its own migrations. */
@@ -40,6 +40,8 @@ export const outboxMigrations: Migration[] = [
 
 export interface OutboxOptions {
   schema: string;
+  /** The relay holds its lock on a connection of its own to this database (the service's). */
+  databaseUrl: string;
   /** How often the leader looks for rows without being woken. */
   pollMs?: number;
   batchSize?: number;
@@ -53,8 +55,6 @@ interface OutboxRow {
   payload: string;
   created_at: Date;
 }
-
-type Reserved = Awaited<ReturnType<Sql["reserve"]>>;
 
 /** Publish retries: 100 ms doubling to 5 s. */
 const retryPolicy = exponentialBackoff(100, 5_000);
@@ -124,6 +124,11 @@ export class Outbox {
   private readonly lag: Histogram;
   private readonly deadLettered: Counter;
   private readonly orderBreaks: Counter;
+  /** The relay's own connection: its lock lives in this session. */
+  private readonly session: Sql;
+  /** The backend of the session that holds the lock, and whether that connection has closed since. */
+  private sessionPid = 0;
+  private sessionLost = true;
   private leader = false;
   private closed = false;
   private dirty = false;
@@ -143,6 +148,12 @@ export class Outbox {
     this.pollMs = options.pollMs ?? 1_000;
     this.batchSize = options.batchSize ?? 500;
     this.publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
+    this.session = createPostgres(options.databaseUrl, {
+      poolSize: 1,
+      applicationName: `${options.schema}-outbox-relay`,
+      log,
+      onClose: () => (this.sessionLost = true),
+    });
     this.lockKey = createHash("sha256").update(`taskboard:outbox:${options.schema}`).digest().readBigInt64BE(0).toString();
     this.wakeSubject = subjects.internal(`outbox.${options.schema}`);
     this.published = new Counter({
@@ -223,6 +234,7 @@ export class Outbox {
     this.wakeSubscription?.unsubscribe();
     this.wake();
     await this.loop;
+    await this.session.end({ timeout: 2 });
   }
 
   get isLeader(): boolean {
@@ -241,30 +253,33 @@ export class Outbox {
 
   /**
    * Tries for the lock every few poll intervals; leads while it holds it. The
-   * lock is a session lock on a reserved connection: when that connection dies
+   * lock is a session lock on the relay's own connection (`session`, one
+   * connection of its own: a connection reserved from the service's busy pool
+   * could wait behind its queries for ever). When that connection closes
    * (Postgres restarted, the backend killed), Postgres releases the lock and
-   * another replica may take it, so this relay stops at its next read (see drain).
+   * another replica may take it: `onclose` marks the session lost at once, and
+   * the relay stops before its next publish (see drain).
    */
   private async elect(): Promise<void> {
     while (!this.closed) {
-      let conn: Reserved | undefined;
       try {
-        conn = await this.sql.reserve();
-        const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${this.lockKey}::bigint) as locked`;
+        const [row] = await this.session<{ locked: boolean; pid: number }[]>`
+          select pg_try_advisory_lock(${this.lockKey}::bigint) as locked, pg_backend_pid() as pid`;
         if (row?.locked) {
+          this.sessionPid = row.pid;
+          this.sessionLost = false;
           this.leader = true;
           this.log.info({ schema: this.options.schema }, "outbox relay leading");
-          await this.lead(conn);
+          await this.lead();
         }
       } catch (error) {
         this.log.warn({ err: error, schema: this.options.schema }, "outbox relay lost its database connection");
       } finally {
         if (this.leader) {
           this.leader = false;
-          // Fails harmlessly when the session is gone: its locks went with it.
-          if (conn) await conn`select pg_advisory_unlock(${this.lockKey}::bigint)`.catch(() => undefined);
+          // A lost session took its lock with it; a live one gives it back for the next leader.
+          if (!this.sessionLost) await this.session`select pg_advisory_unlock(${this.lockKey}::bigint)`.catch(() => undefined);
         }
-        conn?.release();
       }
       if (!this.closed) await this.idle(this.pollMs * 2);
     }
@@ -274,11 +289,11 @@ export class Outbox {
    * Relays until closed or the lock's session is lost (drain throws LockLost,
    * which ends the lead). A publish failure (NATS down) is retried with backoff.
    */
-  private async lead(conn: Reserved): Promise<void> {
+  private async lead(): Promise<void> {
     for (let attempt = 0; !this.closed; ) {
       this.dirty = false;
       try {
-        await this.drain(conn);
+        await this.drain();
         attempt = 0;
       } catch (error) {
         if (error instanceof LockLost) throw error;
@@ -293,19 +308,21 @@ export class Outbox {
 
   /**
    * Publishes every row, in table order. Rows are read on the lock's own
-   * session, so a relay whose session died reads nothing and publishes nothing
-   * more; what it published just before is de-duplicated by JetStream
-   * (Nats-Msg-Id) if the next leader publishes it again.
+   * session (a read on a reconnected session, which holds no lock, returns
+   * nothing), and nothing is published once that session is known lost; what
+   * was published just before is de-duplicated by JetStream (Nats-Msg-Id) if
+   * the next leader publishes it again.
    */
-  private async drain(conn: Reserved): Promise<void> {
+  private async drain(): Promise<void> {
     const table = this.sql(this.options.schema);
     for (;;) {
-      const rows = await conn<OutboxRow[]>`
-        select id, subject, msg_id, payload, created_at from ${table}.outbox order by id limit ${this.batchSize}`.catch(
-        (error: unknown) => {
-          throw new LockLost(this.options.schema, error);
-        },
-      );
+      const rows = await this.session<OutboxRow[]>`
+        select id, subject, msg_id, payload, created_at from ${table}.outbox
+        where pg_backend_pid() = ${this.sessionPid}
+        order by id limit ${this.batchSize}`.catch((error: unknown) => {
+        throw new LockLost(this.options.schema, error);
+      });
+      if (this.sessionLost) throw new LockLost(this.options.schema, new Error("the lock's connection closed"));
       if (rows.length === 0 || this.closed) return;
       const { done, failed, orderBroken } = await publishInOrder(rows, (row) =>
         this.js.publish(row.subject, this.encoder.encode(row.payload), { msgID: row.msg_id, timeout: this.publishTimeoutMs }),

@@ -15,9 +15,12 @@ export function createPostgres(
     log: Logger;
     /** Turn Nagle's algorithm off (for COPY; see tcpNoDelay). */
     noDelay?: boolean;
+    /** Called when a connection of the pool closes (the outbox relay's lock session). */
+    onClose?: () => void;
   },
 ): Sql {
   return postgres(url, {
+    ...(options.onClose ? { onclose: options.onClose } : {}),
     ...(options.noDelay ? { socket: tcpNoDelay } : {}),
     max: options.poolSize,
     connection: { application_name: options.applicationName },

@@ -113,6 +113,16 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
   // too), every outbox drained; only then is the stream the whole truth.
   const sql = postgres(mesh.databaseUrl, { max: 1, onnotice: () => undefined });
   try {
+    const drained = (schemas: string[]) =>
+      waitFor(`the outboxes of ${schemas.join(", ")} to be drained (their relays publish again)`, async () => {
+        for (const schema of schemas) {
+          const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ${sql(schema)}.outbox`;
+          if (row!.n > 0) return false;
+        }
+        return true;
+      }, 60_000, 200);
+    await drained(["auth", "workspace", "task", "export"]);
+
     // Postgres: every 201 is there.
     const createdIds = [...load.changes.values()].flat().filter((c) => c.kind === "created").map((c) => c.taskId);
     const rows = await sql<{ id: string; title: string; workspace_id: string }[]>`
@@ -150,13 +160,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioFig
       return covered === rows.length * 2;
     }, 90_000, 500);
 
-    await waitFor("every outbox to be drained", async () => {
-      for (const schema of ["auth", "workspace", "task", "export", "notify"]) {
-        const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ${sql(schema)}.outbox`;
-        if (row!.n > 0) return false;
-      }
-      return true;
-    }, 60_000, 200);
+    await drained(["notify"]);
     const nc = await mesh.nats();
     const stored = new Map<string, { seq: number; event: Event }[]>();
     for (const t of teams) stored.set(t.workspaceId, await storedEvents(nc, mesh.streamName, mesh.subjects.room(t.workspaceId)));

@@ -59,6 +59,10 @@ hey_run() {
   errors=$((errors + total - ok))
   # Status codes as "201:9876 503:12" (what failed, if anything: a 503 is an outage, a 500 a bug).
   statuses=$(awk '/^ *\[[0-9][0-9][0-9]\]/ {gsub(/[\[\]]/, "", $1); printf "%s%s:%s", sep, $1, $2; sep=" "}' <<<"$report")
+  # hey prints no rate or latencies when nothing was answered: null in the JSON line, not a gap.
+  rps=${rps:-0}
+  p50=${p50:-null}
+  p99=${p99:-null}
   printf '%-14s %10.0f %9s %9s %8s   %s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$statuses"
   printf '{"run":"%s","tool":"hey","endpoint":"%s","base":"%s","duration":"%s","concurrency":%s,"requests_per_s":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"statuses":"%s"}\n' \
     "$run_id" "$name" "$base" "$duration" "$concurrency" "$rps" "$p50" "$p99" "$errors" "$statuses" >>"$out"

@@ -23,10 +23,14 @@ afterAll(async () => {
   await admin.end();
 });
 
-/** A port offset under which every port of the topology is free now. */
+/**
+ * A port offset under which every port of the topology is free now, and stays out of
+ * Linux's ephemeral range (32768–60999), where other tests' processes bind port 0: the
+ * gRPC ports (50051+) land above it, the HTTP and admin ports (8080+) below.
+ */
 async function freeOffset(): Promise<number> {
   for (;;) {
-    const offset = 1_000 + Math.floor(Math.random() * 14_000);
+    const offset = 10_950 + Math.floor(Math.random() * 4_500);
     const ports = TOPOLOGY.flatMap((p) => Object.values(p.ports).map((port) => port + offset));
     if ((await Promise.all(ports.map((port) => canListen(port)))).every(Boolean)) return offset;
   }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
-import { gatewayRouteTable } from "./support/routes.js";
+import { routeTable as gatewayRouteTable } from "../internal/gateway/routes/index.js";
 
 let mesh: Mesh;
 let user: SignedUp;

@@ -21,15 +21,8 @@ import { EventPublisher } from "../../internal/gateway/realtime/publisher.js";
 import { SocketEndpoint } from "../../internal/gateway/realtime/sockets.js";
 import { ReplicaStatsReporter } from "../../internal/gateway/realtime/stats.js";
 import { StreamReader } from "../../internal/gateway/realtime/stream-reader.js";
-import { realtimeRoutes } from "../../internal/gateway/routes/realtime.js";
 import { Router } from "../../internal/gateway/router.js";
-import { authRoutes } from "../../internal/gateway/routes/auth.js";
-import { systemRoutes } from "../../internal/gateway/routes/system.js";
-import { userRoutes } from "../../internal/gateway/routes/users.js";
-import { workspaceRoutes } from "../../internal/gateway/routes/workspaces.js";
-import { taskRoutes } from "../../internal/gateway/routes/tasks.js";
-import { commentRoutes } from "../../internal/gateway/routes/comments.js";
-import { exportRoutes } from "../../internal/gateway/routes/exports.js";
+import { gatewayRoutes } from "../../internal/gateway/routes/index.js";
 import { GatewayServer } from "../../internal/gateway/server.js";
 import type { Services } from "../../internal/gateway/services.js";
 import { TaskBatches } from "../../internal/gateway/task-batches.js";
@@ -127,16 +120,7 @@ runMain("gateway", async () => {
     maxBodyBytes: config.MAX_BODY_BYTES,
     trustProxy: config.TRUST_PROXY,
     accessLog: config.ACCESS_LOG,
-  }).add(
-    ...systemRoutes(health, files),
-    ...authRoutes(services, keys),
-    ...userRoutes(services),
-    ...workspaceRoutes(services),
-    ...taskRoutes(services),
-    ...commentRoutes(services),
-    ...exportRoutes(services),
-    ...realtimeRoutes({ services, subjects, streamName: config.NATS_STREAM, jsm, reader, publisher, presence, stats }),
-  );
+  }).add(...gatewayRoutes({ services, health, files, keys, subjects, streamName: config.NATS_STREAM, jsm, reader, publisher, presence, stats }));
   server.mount(router, files, sockets);
   const admin = new AdminServer(health, registry);
   const httpPort = await server.listen(config.GATEWAY_PORT);

@@ -8,7 +8,7 @@ import type { Principal } from "../platform/principal.js";
 import type { RateLimiter } from "../platform/rate-limit.js";
 import { parseInput } from "../platform/validate.js";
 import { z } from "zod";
-import { userFields } from "./fields.js";
+import { Register, UpdateUser, UserRole } from "../../api/contracts/user.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 import type { RefreshTokenFamilies } from "./refresh-tokens.js";
 import type { SigningKey } from "./signing-key.js";
@@ -21,20 +21,9 @@ export interface AuthRules {
   rateLimitPerEmail: number;
 }
 
-const newUserInput = z.object({
-  name: userFields.name,
-  email: userFields.email,
-  password: userFields.password,
-  role: userFields.role.default("user"),
-});
-
-const userChangesInput = z.object({
-  name: userFields.name.optional(),
-  email: userFields.email.optional(),
-  password: userFields.password.optional(),
-  email_notifications: userFields.email_notifications.optional(),
-  role: userFields.role.optional(),
-});
+// The contracts' fields (api/contracts/user.ts); the gRPC requests carry more (client_ip, user_id).
+const newUserInput = z.object({ ...Register.shape, role: UserRole.default("user") });
+const userChangesInput = z.object(UpdateUser.shape);
 
 /** The rules of users and sessions. */
 export class AuthService {

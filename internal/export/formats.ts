@@ -1,7 +1,10 @@
 import { stringify, type Options } from "csv-stringify/sync";
 import type { Comment, Task } from "../../api/gen/taskboard/task/v1/task.js";
+import { Comment as CommentContract } from "../../api/contracts/comment.js";
+import type { ExportFormat, ExportType } from "../../api/contracts/export-job.js";
+import { fieldsOf } from "../../api/contracts/shape.js";
+import { Task as TaskContract } from "../../api/contracts/task.js";
 import { commentResource, taskResource } from "../task/resources.js";
-import type { ExportFormat, ExportType } from "./fields.js";
 
 /** A row of an export as the API shows it (API.md "Tasks", "Comments"). */
 type Resource = Record<string, unknown>;
@@ -11,24 +14,10 @@ const RESOURCES: Record<ExportType, (message: never) => Resource> = {
   comments: (c: Comment) => commentResource(c),
 };
 
-/** The CSV columns of each type: the resource's fields, in the API's order. */
+/** The CSV columns of each type: the contract's fields, in its order. */
 export const CSV_COLUMNS: Record<ExportType, readonly string[]> = {
-  tasks: Object.keys(
-    taskResource({
-      id: "",
-      workspace_id: "",
-      title: "",
-      description: "",
-      status: "",
-      priority: "",
-      created_by: "",
-      created_at: "",
-      updated_at: "",
-    }),
-  ),
-  comments: Object.keys(
-    commentResource({ id: "", workspace_id: "", task_id: "", author_id: "", content: "", created_at: "", updated_at: "" }),
-  ),
+  tasks: fieldsOf(TaskContract),
+  comments: fieldsOf(CommentContract),
 };
 
 /** Turns the task service's batches of messages into a file, piece by piece. */
@@ -49,7 +38,7 @@ const PIECE_ROWS = 100;
  * CSV (RFC 4180: a header row, CRLF line ends, fields with a comma, quote or
  * line break quoted, quotes doubled; cells that a spreadsheet would run as a
  * formula — starting with = + - @, tab or CR — prefixed with a single quote;
- * null is an empty cell) or a JSON array of the API's objects.
+ * null is an empty cell; a list is one cell joined with ";") or a JSON array of the API's objects.
  */
 export function fileEncoding(type: ExportType, format: ExportFormat): FileEncoding {
   const resource = RESOURCES[type] as (message: Task | Comment) => Resource;
@@ -69,6 +58,8 @@ class CsvEncoding implements FileEncoding {
       record_delimiter: "windows",
       quote_record_delimiter: true,
       escape_formulas: true,
+      // A list (a task's labels) is one cell, its items joined with ";".
+      cast: { object: (value) => (Array.isArray(value) ? value.join(";") : JSON.stringify(value)) },
     };
   }
 

@@ -11,16 +11,17 @@ import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, forbidden, notFound } from "../platform/errors.js";
 import type { Outbox } from "../platform/outbox.js";
 import type { Principal } from "../platform/principal.js";
-import { fields, parseInput } from "../platform/validate.js";
+import { parseInput } from "../platform/validate.js";
+import { field } from "../../api/contracts/fields.js";
 import type { Memberships } from "../platform/memberships.js";
-import { CONTENT_TYPES, exportFields } from "./fields.js";
+import { CONTENT_TYPES, CreateExport } from "../../api/contracts/export-job.js";
 import { jobEvent } from "./resources.js";
 import { toExportJob, type ExportStore, type JobRow } from "./store.js";
 
-const workspaceId = fields.uuid("workspace_id");
-const jobId = fields.uuid("job_id");
+const workspaceId = field.id("workspace_id");
+const jobId = field.id("job_id");
 
-const createInput = z.object({ workspace_id: workspaceId, type: exportFields.type, format: exportFields.format });
+const createInput = CreateExport.extend({ workspace_id: workspaceId });
 
 export interface ExportServiceOptions {
   /** How long a job and its file are kept. */

@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ExportJob } from "../../api/gen/taskboard/export/v1/export.js";
 import type { Sql, TransactionSql } from "../platform/postgres.js";
-import type { ExportFormat, ExportStatus, ExportType } from "./fields.js";
+import type { ExportFormat, ExportStatus, ExportType } from "../../api/contracts/export-job.js";
 
 export interface JobRow {
   workspace_id: string;

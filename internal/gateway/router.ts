@@ -7,7 +7,8 @@ import type { AccessClaims } from "../platform/access-tokens.js";
 import { AppError, errorBody, forbidden, unauthorized } from "../platform/errors.js";
 import { classifyError } from "../platform/failures.js";
 import type { Logger } from "../platform/logger.js";
-import { fields, parseInput } from "../platform/validate.js";
+import { parseInput } from "../platform/validate.js";
+import { field } from "../../api/contracts/fields.js";
 
 export type Method = "get" | "post" | "put" | "delete";
 export type RouteAuth = "public" | "user" | "admin";
@@ -38,13 +39,32 @@ export type Reply =
   | { status: number; stream: AsyncIterable<Buffer>; contentType: string; headers?: Record<string, string> }
   | { status: 204 | 304; headers?: Record<string, string> };
 
+/**
+ * What the OpenAPI document says of a route beyond its method, path, auth,
+ * body and query (which it reads from the route itself).
+ */
+export interface RouteDoc {
+  operationId: string;
+  summary: string;
+  /** Who may call it and what else a caller should know. */
+  description?: string;
+  tag: string;
+  /** The answer on success: its status, description and body (a contract schema, or a content type for files). */
+  ok: { status: number; description: string; schema?: z.ZodType; contentType?: string };
+  /** Error statuses beyond what the route's shape implies (400, 401, 403 admin, 404 path, 413/415 body, 503). */
+  errors?: number[];
+}
+
 export interface Route<A extends RouteAuth = RouteAuth, B = unknown, Q = unknown> {
   method: Method;
   /** OpenAPI-style path, e.g. /workspaces/{workspace_id}; `_id` parameters must be UUIDs. */
   path: string;
   auth: A;
+  /** The request body's contract (a schema registered with an id). */
   body?: z.ZodType<B>;
+  /** The query's contract: an object schema; a parameter given more than once arrives as an array. */
   query?: z.ZodType<Q>;
+  doc: RouteDoc;
   handle(ctx: RouteContext<A, B, Q>): Promise<Reply>;
 }
 
@@ -105,7 +125,7 @@ export class Router {
       const names = [...r.path.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]!);
       const compiled: CompiledRoute = {
         route: r,
-        params: names.map((name) => ({ name, schema: name.endsWith("_id") ? fields.uuid(name) : undefined })),
+        params: names.map((name) => ({ name, schema: name.endsWith("_id") ? field.id(name) : undefined })),
         duration: this.duration.labels({ route: r.path, method: r.method }),
         byStatus: new Map(),
       };
@@ -157,7 +177,7 @@ export class Router {
         }
         parsedBody = parseInput(r.body, refuseNul(parseJson(await body), "request body"));
       }
-      const parsedQuery = r.query ? parseInput(r.query, refuseNul(Object.fromEntries(new URLSearchParams(query)), "query")) : {};
+      const parsedQuery = r.query ? parseInput(r.query, refuseNul(queryObject(query), "query")) : {};
       return r.handle({
         requestId,
         get log() {
@@ -314,6 +334,16 @@ function refuseNul<T>(value: T, where: string): T {
   };
   visit(value);
   return value;
+}
+
+/** A query string as an object: a name given once is a string, given more often an array of its values. */
+export function queryObject(query: string): Record<string, string | string[]> {
+  const result: Record<string, string | string[]> = Object.create(null); // "__proto__" is a name like any other
+  for (const [name, value] of new URLSearchParams(query)) {
+    const seen = result[name];
+    result[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+  }
+  return result;
 }
 
 function parseJson(raw: Buffer | undefined): unknown {

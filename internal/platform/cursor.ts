@@ -1,7 +1,7 @@
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../../api/contracts/fields.js";
 import { badRequest } from "./errors.js";
 
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 200;
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE };
 
 /** Positions are Postgres bigint values (and stream sequences, which are smaller). */
 const MAX_POSITION = 9_223_372_036_854_775_807n;

@@ -7,7 +7,8 @@ import { decodeEvent, type Subjects } from "./events.js";
 import type { OutgoingCall, ServiceClient } from "./grpc-client.js";
 import type { Logger } from "./logger.js";
 /** A member's role in a workspace. */
-export type WorkspaceRole = "owner" | "admin" | "member";
+export type { WorkspaceRole } from "../../api/contracts/workspace.js";
+import type { WorkspaceRole } from "../../api/contracts/workspace.js";
 
 /** Who belongs to which workspace, with which role. */
 export interface Memberships {

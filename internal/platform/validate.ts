@@ -14,20 +14,3 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.ou
   const named = !first.path || first.message.startsWith(first.path.split(".").pop()!);
   throw badRequest(named ? first.message : `${first.path}: ${first.message}`, { issues });
 }
-
-/** Common field shapes. */
-export const fields = {
-  uuid: (name: string) => z.uuid(`${name} must be a UUID`),
-  text: (name: string, max: number) =>
-    z
-      .string(`${name} must be a string`)
-      .trim()
-      .min(1, `${name} is required`)
-      .max(max, `${name} must be at most ${max} characters`)
-      .refine((v) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(v), `${name} contains control characters`),
-  optionalText: (name: string, max: number) =>
-    z
-      .string(`${name} must be a string`)
-      .max(max, `${name} must be at most ${max} characters`)
-      .refine((v) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(v), `${name} contains control characters`),
-};

@@ -14,60 +14,32 @@ import type {
   TaskList,
   UpdateTaskRequest,
 } from "../../api/gen/taskboard/task/v1/task.js";
+import { CreateComment, UpdateComment } from "../../api/contracts/comment.js";
+import { field } from "../../api/contracts/fields.js";
+import { fromPatch } from "../../api/contracts/shape.js";
+import { CreateTask, TaskFilter, UpdateTask } from "../../api/contracts/task.js";
+import type { WorkspaceRole } from "../../api/contracts/workspace.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
-import { AppError, badRequest, forbidden, notFound, unprocessable } from "../platform/errors.js";
+import { AppError, forbidden, notFound, unprocessable } from "../platform/errors.js";
 import type { NewEvent } from "../platform/events.js";
 import { classifyError } from "../platform/failures.js";
 import type { Outbox } from "../platform/outbox.js";
 import type { Principal } from "../platform/principal.js";
-import { fields, parseInput } from "../platform/validate.js";
-import type { WorkspaceRole } from "../workspace/fields.js";
-import { taskFields } from "./fields.js";
+import { parseInput } from "../platform/validate.js";
 import type { Memberships } from "../platform/memberships.js";
 import { commentResource, taskResource } from "./resources.js";
 import { prefixQuery, toComment, toTask, type NewTask, type TaskStore } from "./store.js";
 
-const workspaceId = fields.uuid("workspace_id");
-const taskId = fields.uuid("task_id");
-const commentId = fields.uuid("comment_id");
-const assigneeId = fields.uuid("assignee_id");
-
-const createInput = z.object({
-  workspace_id: workspaceId,
-  title: taskFields.title,
-  description: taskFields.description.default(""),
-  status: taskFields.status.default("pending"),
-  priority: taskFields.priority.default("medium"),
-  assignee_id: assigneeId.optional(),
-  due_date: taskFields.dueDate.optional(),
-});
-
-const updateInput = z.object({
-  task_id: taskId,
-  title: taskFields.title.optional(),
-  description: taskFields.description.optional(),
-  status: taskFields.status.optional(),
-  priority: taskFields.priority.optional(),
-  assignee_id: assigneeId.nullable().optional(),
-  due_date: taskFields.dueDate.nullable().optional(),
-});
-
-const listInput = z.object({
-  workspace_id: workspaceId,
-  status: taskFields.status.optional(),
-  priority: taskFields.priority.optional(),
-  assignee_id: assigneeId.optional(),
-  q: taskFields.q.optional(),
-  due_before: taskFields.dueBefore.optional(),
-  due_after: taskFields.dueAfter.optional(),
-});
-
-const assignInput = z.object({ task_id: taskId, assignee_id: assigneeId.optional() });
-const createCommentInput = z.object({ workspace_id: workspaceId, task_id: taskId, content: taskFields.content });
-const updateCommentInput = z.object({ comment_id: commentId, content: taskFields.content });
-
-/** A field of UpdateTaskRequest that may be set to null: absent, null (`{}`), or a value. */
-const nullable = (field: { value?: string | undefined } | undefined) => (field === undefined ? undefined : (field.value ?? null));
+// The service checks its gRPC input with the very contracts the gateway validated the request
+// with (api/contracts): a caller that is not the gateway gets the same rules.
+const workspaceId = field.id("workspace_id");
+const taskId = field.id("task_id");
+const commentId = field.id("comment_id");
+const createInput = CreateTask.extend({ workspace_id: workspaceId });
+const listInput = TaskFilter.extend({ workspace_id: workspaceId });
+const assignInput = z.object({ task_id: taskId, assignee_id: field.id("assignee_id").optional() });
+const createCommentInput = CreateComment.extend({ workspace_id: workspaceId });
+const updateCommentInput = UpdateComment.extend({ comment_id: commentId });
 
 const MANAGERS: readonly WorkspaceRole[] = ["owner", "admin"];
 
@@ -159,10 +131,10 @@ export class TaskService {
       ...task,
       id: randomUUID(),
       assignee_id: task.assignee_id ?? null,
-      due_date: task.due_date ? new Date(task.due_date) : null,
+      due_date: task.due_date ?? null,
       created_by: caller.userId,
-      created_at: now,
-      updated_at: now,
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
     };
     const created = toTask(row);
     const event: NewEvent = { type: "task.created", workspace_id: row.workspace_id, user_id: caller.userId, aggregate_id: row.id, data: taskResource(created) };
@@ -178,15 +150,8 @@ export class TaskService {
   }
 
   async listTasks(principal: Principal, input: ListTasksRequest): Promise<TaskList> {
-    const { workspace_id, q, due_before, due_after, ...filters } = parseInput(listInput, {
-      workspace_id: input.workspace_id,
-      status: input.status,
-      priority: input.priority,
-      assignee_id: input.assignee_id,
-      q: input.q,
-      due_before: input.due_before,
-      due_after: input.due_after,
-    });
+    const { page, ...query } = input;
+    const { workspace_id, q, due_before, due_after, ...filters } = parseInput(listInput, query);
     const limit = pageSize(input.page?.limit ?? 0);
     const before = decodeCursor(input.page?.cursor ?? "");
     await this.member(principal, workspace_id, "workspace");
@@ -195,8 +160,8 @@ export class TaskService {
       {
         ...filters,
         search: q === undefined ? undefined : prefixQuery(q),
-        due_before: due_before === undefined ? undefined : new Date(due_before),
-        due_after: due_after === undefined ? undefined : new Date(due_after),
+        due_before,
+        due_after,
       },
       before,
       limit,
@@ -213,26 +178,15 @@ export class TaskService {
   }
 
   async updateTask(principal: Principal, input: UpdateTaskRequest): Promise<Task> {
-    const { task_id, ...changes } = parseInput(updateInput, {
-      task_id: input.task_id,
-      title: input.title,
-      description: input.description,
-      status: input.status,
-      priority: input.priority,
-      assignee_id: nullable(input.assignee_id),
-      due_date: nullable(input.due_date),
-    });
-    if (Object.values(changes).every((v) => v === undefined)) throw badRequest("at least one field is required");
+    const task_id = parseInput(taskId, input.task_id);
+    const changes = parseInput(UpdateTask, fromPatch(UpdateTask, input));
     const { task: current, caller } = await this.visibleTask(principal, task_id);
     const ws = current.workspace_id;
     if (changes.assignee_id) await this.requireAssignable(ws, changes.assignee_id);
     return this.outbox.transaction(async (tx, emit) => {
       const before = await this.store.lockTask(tx, ws, task_id);
       if (!before) throw notFound("task");
-      const row = await this.store.updateTask(tx, ws, task_id, {
-        ...changes,
-        due_date: changes.due_date === undefined ? undefined : changes.due_date === null ? null : new Date(changes.due_date),
-      });
+      const row = await this.store.updateTask(tx, ws, task_id, changes);
       const task = toTask(row!);
       const event = { workspace_id: ws, user_id: caller.userId, aggregate_id: task_id, data: taskResource(task) };
       emit({ type: "task.updated", ...event });

@@ -1,111 +1,33 @@
 import type { Comment, Task } from "../../api/gen/taskboard/task/v1/task.js";
+import { Comment as CommentContract } from "../../api/contracts/comment.js";
+import { fieldsOf, rowToMessage } from "../../api/contracts/shape.js";
+import { Task as TaskContract, type TaskFilter, type UpdateTask } from "../../api/contracts/task.js";
+import type { z } from "zod";
 import type { Sql, TransactionSql } from "../platform/postgres.js";
-import type { TaskPriority, TaskStatus } from "./fields.js";
 
-export interface TaskRow {
-  workspace_id: string;
-  id: string;
-  seq: string;
-  title: string;
-  description: string;
-  status: TaskStatus;
-  priority: TaskPriority;
-  assignee_id: string | null;
-  created_by: string;
-  due_date: Date | null;
-  created_at: Date;
-  updated_at: Date;
-}
+/**
+ * A task's columns are its contract's fields (api/contracts/task.ts), plus
+ * `seq` (list position) and `search` (never read). Rows are written with
+ * times as RFC 3339 text, which Postgres parses, and read with times as Dates.
+ */
+type Times = "due_date" | "created_at" | "updated_at";
+export type NewTask = TaskContract;
+export type TaskRow = Omit<TaskContract, Times> & { due_date: Date | null; created_at: Date; updated_at: Date; seq: string };
+export type CommentRow = Omit<CommentContract, "created_at" | "updated_at"> & { created_at: Date; updated_at: Date; seq: string };
 
-export interface CommentRow {
-  workspace_id: string;
-  id: string;
-  seq: string;
-  task_id: string;
-  author_id: string;
-  content: string;
-  created_at: Date;
-  updated_at: Date;
-}
+/** A partial update as the contract checked it; null clears a field. */
+export type TaskChanges = z.output<typeof UpdateTask>;
 
-export interface NewTask {
-  workspace_id: string;
-  id: string;
-  title: string;
-  description: string;
-  status: TaskStatus;
-  priority: TaskPriority;
-  assignee_id: string | null;
-  created_by: string;
-  due_date: Date | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-export interface TaskChanges {
-  title?: string | undefined;
-  description?: string | undefined;
-  status?: TaskStatus | undefined;
-  priority?: TaskPriority | undefined;
-  /** null clears. */
-  assignee_id?: string | null | undefined;
-  /** null clears. */
-  due_date?: Date | null | undefined;
-}
-
-export interface TaskFilters {
-  status?: TaskStatus | undefined;
-  priority?: TaskPriority | undefined;
-  assignee_id?: string | undefined;
+export type TaskFilters = Omit<z.output<typeof TaskFilter>, "q"> & {
   /** A to_tsquery expression over the `search` column (see prefixQuery). */
   search?: string | undefined;
-  due_before?: Date | undefined;
-  due_after?: Date | undefined;
-}
+};
 
-// Every column but the search vector, which callers never need.
-const TASK_COLUMNS = [
-  "workspace_id",
-  "id",
-  "seq",
-  "title",
-  "description",
-  "status",
-  "priority",
-  "assignee_id",
-  "created_by",
-  "due_date",
-  "created_at",
-  "updated_at",
-];
+const TASK_COLUMNS = [...fieldsOf(TaskContract), "seq"];
+const COMMENT_COLUMNS = [...fieldsOf(CommentContract), "seq"];
 
-export function toTask(row: Omit<TaskRow, "seq">): Task {
-  return {
-    id: row.id,
-    workspace_id: row.workspace_id,
-    title: row.title,
-    description: row.description,
-    status: row.status,
-    priority: row.priority,
-    assignee_id: row.assignee_id ?? undefined,
-    created_by: row.created_by,
-    due_date: row.due_date?.toISOString(),
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
-  };
-}
-
-export function toComment(row: CommentRow): Comment {
-  return {
-    id: row.id,
-    workspace_id: row.workspace_id,
-    task_id: row.task_id,
-    author_id: row.author_id,
-    content: row.content,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
-  };
-}
+export const toTask = (row: NewTask | TaskRow): Task => rowToMessage<Task>(TaskContract, row);
+export const toComment = (row: CommentRow): Comment => rowToMessage<Comment>(CommentContract, row);
 
 /**
  * The search text as a prefix query: each word (letters and digits only, so
@@ -195,19 +117,19 @@ export class TaskStore {
     tx: TransactionSql,
     comment: { workspace_id: string; id: string; task_id: string; author_id: string; content: string },
   ): Promise<CommentRow> {
-    const [row] = await tx<CommentRow[]>`insert into task.comments ${tx(comment)} returning *`;
+    const [row] = await tx<CommentRow[]>`insert into task.comments ${tx(comment)} returning ${tx(COMMENT_COLUMNS)}`;
     return row!;
   }
 
   async commentById(id: string): Promise<CommentRow | undefined> {
-    const [row] = await this.sql<CommentRow[]>`select * from task.comments where id = ${id}`;
+    const [row] = await this.sql<CommentRow[]>`select ${this.sql(COMMENT_COLUMNS)} from task.comments where id = ${id}`;
     return row;
   }
 
   async updateComment(tx: TransactionSql, workspaceId: string, id: string, content: string): Promise<CommentRow | undefined> {
     const [row] = await tx<CommentRow[]>`
       update task.comments set content = ${content}, updated_at = now()
-      where workspace_id = ${workspaceId} and id = ${id} returning *`;
+      where workspace_id = ${workspaceId} and id = ${id} returning ${tx(COMMENT_COLUMNS)}`;
     return row;
   }
 
@@ -219,7 +141,7 @@ export class TaskStore {
   /** Oldest first: `limit + 1` comments of a task after position `after` (a seq). */
   async pageComments(workspaceId: string, taskId: string, after: string | undefined, limit: number): Promise<CommentRow[]> {
     return this.sql<CommentRow[]>`
-      select * from task.comments
+      select ${this.sql(COMMENT_COLUMNS)} from task.comments
       where workspace_id = ${workspaceId} and task_id = ${taskId} and seq > ${after ?? "0"}::bigint
       order by seq limit ${limit + 1}`;
   }
@@ -227,7 +149,7 @@ export class TaskStore {
   /** Oldest first: up to `limit` comments of a workspace after position `after`. */
   async commentBatch(workspaceId: string, after: string, limit: number): Promise<CommentRow[]> {
     return this.sql<CommentRow[]>`
-      select * from task.comments
+      select ${this.sql(COMMENT_COLUMNS)} from task.comments
       where workspace_id = ${workspaceId} and seq > ${after}::bigint
       order by seq limit ${limit}`;
   }

@@ -16,8 +16,11 @@ import type { Event } from "../platform/events.js";
 import type { Emit, Outbox } from "../platform/outbox.js";
 import type { Principal } from "../platform/principal.js";
 import type { TransactionSql } from "../platform/postgres.js";
-import { fields, parseInput } from "../platform/validate.js";
-import { workspaceFields, type WorkspaceRole } from "./fields.js";
+import { field } from "../../api/contracts/fields.js";
+import { GrantableRole } from "../../api/contracts/member.js";
+import { userFields } from "../../api/contracts/user.js";
+import { CreateWorkspace, UpdateWorkspace, type WorkspaceRole } from "../../api/contracts/workspace.js";
+import { parseInput } from "../platform/validate.js";
 import { toMember, toWorkspace, type WorkspaceStore } from "./store.js";
 
 /** Resolves users through the auth service. */
@@ -36,14 +39,9 @@ export interface MembershipChanges {
 
 const noAnnouncements: MembershipChanges = { announce: async () => undefined };
 
-const workspaceId = fields.uuid("workspace_id");
-const userId = fields.uuid("user_id");
-const createInput = z.object({ name: workspaceFields.name, description: workspaceFields.description.default("") });
-const updateInput = z.object({
-  workspace_id: workspaceId,
-  name: workspaceFields.name.optional(),
-  description: workspaceFields.description.optional(),
-});
+const workspaceId = field.id("workspace_id");
+const userId = field.id("user_id");
+const createInput = CreateWorkspace;
 const memberRef = z.object({ workspace_id: workspaceId, user_id: userId });
 
 /** The rules of workspaces and membership (API.md "Workspaces"). */
@@ -85,7 +83,8 @@ export class WorkspaceService {
   }
 
   async update(principal: Principal, input: { workspace_id: string; name?: string | undefined; description?: string | undefined }) {
-    const { workspace_id, name, description } = parseInput(updateInput, input);
+    const workspace_id = parseInput(workspaceId, input.workspace_id);
+    const { name, description } = parseInput(UpdateWorkspace, { name: input.name, description: input.description });
     return this.outbox.transaction(async (tx, emit) => {
       const role = await this.requireRole(tx, principal, workspace_id, ["owner", "admin"]);
       const row = await this.store.update(tx, workspace_id, { name, description });
@@ -113,14 +112,14 @@ export class WorkspaceService {
   async addMember(principal: Principal, input: AddMemberRequest): Promise<Member> {
     const caller = this.user(principal);
     const id = parseInput(workspaceId, input.workspace_id);
-    const role = parseInput(workspaceFields.grantableRole, input.role);
+    const role = parseInput(GrantableRole, input.role);
     if (!input.who) throw badRequest("user_id or email is required");
     // Check membership before looking anyone up, so non-members learn nothing.
     await this.roleOf(principal, id);
     const who =
       input.who.$case === "user_id"
         ? { user_ids: [parseInput(userId, input.who.value)] }
-        : { emails: [parseInput(z.email("email must be a valid e-mail address"), input.who.value.trim().toLowerCase())] };
+        : { emails: [parseInput(userFields.email, input.who.value.trim())] };
     const [profile] = await this.directory.lookup(who, { token: caller.token });
     if (!profile) throw notFound("user");
     return this.changingMembers(async (tx, emit) => {
@@ -145,7 +144,7 @@ export class WorkspaceService {
 
   async updateMember(principal: Principal, input: { workspace_id: string; user_id: string; role: string }): Promise<Member> {
     const { workspace_id, user_id } = parseInput(memberRef, input);
-    const role = parseInput(workspaceFields.grantableRole, input.role);
+    const role = parseInput(GrantableRole, input.role);
     await this.roleOf(principal, workspace_id);
     const profile = (await this.profiles([user_id], principal)).get(user_id);
     return this.changingMembers(async (tx, emit) => {

@@ -1,6 +1,6 @@
 import type { Member, Workspace } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import type { Sql, TransactionSql } from "../platform/postgres.js";
-import type { WorkspaceRole } from "./fields.js";
+import type { WorkspaceRole } from "../../api/contracts/workspace.js";
 
 export interface WorkspaceRow {
   id: string;

@@ -1,6 +1,7 @@
+import { Comment, CommentList, CreateComment, UpdateComment } from "../../../api/contracts/comment.js";
+import { pageQuery } from "../../../api/contracts/fields.js";
 import { json, noContent, route, type Route } from "../router.js";
 import { presentComment, presentPage } from "../presenters.js";
-import { createCommentBody, pageQuery, updateCommentBody } from "../schemas.js";
 import { onBehalfOf, type Services } from "../services.js";
 
 export function commentRoutes(services: Services): Route[] {
@@ -10,13 +11,16 @@ export function commentRoutes(services: Services): Route[] {
       method: "post",
       path: "/workspaces/{workspace_id}/comments",
       auth: "user",
-      body: createCommentBody,
+      body: CreateComment,
+      doc: {
+        operationId: "createComment",
+        summary: "Comment on a task",
+        description: "Who: member. `task_id` must be a task of this workspace (404 otherwise).",
+        tag: "Comments",
+        ok: { status: 201, description: "The new comment.", schema: Comment },
+      },
       handle: async (ctx) => {
-        const comment = await tasks.call(
-          "createComment",
-          { workspace_id: ctx.params.workspace_id!, task_id: ctx.body.task_id, content: ctx.body.content },
-          onBehalfOf(ctx),
-        );
+        const comment = await tasks.call("createComment", { ...ctx.body, workspace_id: ctx.params.workspace_id! }, onBehalfOf(ctx));
         return json(201, presentComment(comment));
       },
     }),
@@ -25,6 +29,13 @@ export function commentRoutes(services: Services): Route[] {
       path: "/tasks/{task_id}/comments",
       auth: "user",
       query: pageQuery,
+      doc: {
+        operationId: "listTaskComments",
+        summary: "List the comments of a task",
+        description: "Who: member (of the task's workspace). Oldest first.",
+        tag: "Comments",
+        ok: { status: 200, description: "A page of comments, oldest first.", schema: CommentList },
+      },
       handle: async (ctx) => {
         const list = await tasks.call(
           "listComments",
@@ -38,6 +49,13 @@ export function commentRoutes(services: Services): Route[] {
       method: "get",
       path: "/comments/{comment_id}",
       auth: "user",
+      doc: {
+        operationId: "getComment",
+        summary: "Get a comment",
+        description: "Who: member (of the comment's workspace).",
+        tag: "Comments",
+        ok: { status: 200, description: "The comment.", schema: Comment },
+      },
       handle: async (ctx) =>
         json(200, presentComment(await tasks.call("getComment", { comment_id: ctx.params.comment_id! }, onBehalfOf(ctx)))),
     }),
@@ -45,13 +63,16 @@ export function commentRoutes(services: Services): Route[] {
       method: "put",
       path: "/comments/{comment_id}",
       auth: "user",
-      body: updateCommentBody,
+      body: UpdateComment,
+      doc: {
+        operationId: "updateComment",
+        summary: "Edit a comment",
+        description: "Who: author.",
+        tag: "Comments",
+        ok: { status: 200, description: "The updated comment.", schema: Comment },
+      },
       handle: async (ctx) => {
-        const comment = await tasks.call(
-          "updateComment",
-          { comment_id: ctx.params.comment_id!, content: ctx.body.content },
-          onBehalfOf(ctx),
-        );
+        const comment = await tasks.call("updateComment", { ...ctx.body, comment_id: ctx.params.comment_id! }, onBehalfOf(ctx));
         return json(200, presentComment(comment));
       },
     }),
@@ -59,6 +80,13 @@ export function commentRoutes(services: Services): Route[] {
       method: "delete",
       path: "/comments/{comment_id}",
       auth: "user",
+      doc: {
+        operationId: "deleteComment",
+        summary: "Delete a comment",
+        description: "Who: author, owner, admin (owner and admin are workspace roles).",
+        tag: "Comments",
+        ok: { status: 204, description: "Deleted." },
+      },
       handle: async (ctx) => {
         await tasks.call("deleteComment", { comment_id: ctx.params.comment_id! }, onBehalfOf(ctx));
         return noContent();

@@ -2,7 +2,8 @@ import type { DownloadChunk } from "../../../api/gen/taskboard/export/v1/export.
 import { AppError } from "../../platform/errors.js";
 import { json, route, type Route } from "../router.js";
 import { presentExportJob, presentPage } from "../presenters.js";
-import { createExportBody, pageQuery } from "../schemas.js";
+import { CreateExport, ExportJob, ExportJobList } from "../../../api/contracts/export-job.js";
+import { pageQuery } from "../../../api/contracts/fields.js";
 import { onBehalfOf, type Services } from "../services.js";
 
 /** How long one download may take end to end (a slow client on a large file); the gRPC deadline of the stream. */
@@ -15,7 +16,14 @@ export function exportRoutes(services: Services): Route[] {
       method: "post",
       path: "/workspaces/{workspace_id}/exports",
       auth: "user",
-      body: createExportBody,
+      body: CreateExport,
+      doc: {
+        operationId: "createExport",
+        summary: "Start an export job",
+        description: "Who: member. The job runs asynchronously; poll it or watch `export.*` events.",
+        tag: "Exports",
+        ok: { status: 202, description: "The accepted job.", schema: ExportJob },
+      },
       handle: async (ctx) => {
         const job = await exports.call("createExport", { workspace_id: ctx.params.workspace_id!, ...ctx.body }, onBehalfOf(ctx));
         return json(202, presentExportJob(job));
@@ -26,6 +34,13 @@ export function exportRoutes(services: Services): Route[] {
       path: "/workspaces/{workspace_id}/exports",
       auth: "user",
       query: pageQuery,
+      doc: {
+        operationId: "listExports",
+        summary: "List the export jobs of a workspace",
+        description: "Who: member. Newest first; jobs expire (with their files) 7 days after they were created.",
+        tag: "Exports",
+        ok: { status: 200, description: "A page of export jobs.", schema: ExportJobList },
+      },
       handle: async (ctx) => {
         const list = await exports.call(
           "listExports",
@@ -39,12 +54,27 @@ export function exportRoutes(services: Services): Route[] {
       method: "get",
       path: "/exports/{job_id}",
       auth: "user",
+      doc: {
+        operationId: "getExport",
+        summary: "Get an export job",
+        description: "Who: member (of the job's workspace).",
+        tag: "Exports",
+        ok: { status: 200, description: "The job.", schema: ExportJob },
+      },
       handle: async (ctx) => json(200, presentExportJob(await exports.call("getExport", { job_id: ctx.params.job_id! }, onBehalfOf(ctx)))),
     }),
     route({
       method: "get",
       path: "/exports/{job_id}/download",
       auth: "user",
+      doc: {
+        operationId: "downloadExport",
+        summary: "Download the exported file",
+        description: "Who: member (of the job's workspace). Available once the job is `completed`; 409 (`not_ready`) before. The file is streamed (chunked transfer), named `<type>-<yyyymmdd>-<first 8 characters of the job id>.<format>`. CSV (`text/csv; charset=utf-8`) has a header row, CRLF line ends, RFC 4180 quoting, no byte order mark, cells starting with `=`, `+`, `-`, `@`, tab or carriage return prefixed with a single quote (formula injection), and a list (such as a task's labels) joined with `;`. JSON (`application/json`) is an array of the API's Task or Comment objects.",
+        tag: "Exports",
+        ok: { status: 200, description: "The file, as an attachment.", contentType: "text/csv, application/json" },
+        errors: [409],
+      },
       handle: async (ctx) => {
         // The export service streams the file; the router writes it out with backpressure, which
         // (through gRPC flow control) slows the export service's reads from Postgres to the client's pace.

@@ -8,7 +8,8 @@ import type { EventPublisher } from "../realtime/publisher.js";
 import type { ReplicaStatsReporter } from "../realtime/stats.js";
 import type { StartAt, StreamReader } from "../realtime/stream-reader.js";
 import { json, route, type Route } from "../router.js";
-import { broadcastBody, eventsQuery } from "../schemas.js";
+import { Broadcast, Event, EventList, EventsQuery } from "../../../api/contracts/event.js";
+import { EventStats, PresenceList, RealtimeStats } from "../../../api/contracts/system.js";
 import type { Services } from "../services.js";
 
 export interface RealtimeRouteDeps {
@@ -39,6 +40,13 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
       method: "get",
       path: "/workspaces/{workspace_id}/presence",
       auth: "user",
+      doc: {
+        operationId: "getPresence",
+        summary: "Who is connected now",
+        description: "Who: member. Users connected to the workspace room, across all gateway replicas.",
+        tag: "Realtime",
+        ok: { status: 200, description: "The connected users.", schema: PresenceList },
+      },
       handle: async (ctx) => {
         await requireRole(services, ctx, ctx.params.workspace_id!);
         return json(200, { items: await deps.presence.list(ctx.params.workspace_id!) });
@@ -48,7 +56,14 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
       method: "post",
       path: "/workspaces/{workspace_id}/broadcast",
       auth: "user",
-      body: broadcastBody,
+      body: Broadcast,
+      doc: {
+        operationId: "broadcastMessage",
+        summary: "Broadcast a message to the workspace room",
+        description: "Who: owner, admin (workspace roles). Delivered to everyone in the room as a `custom.message` event.",
+        tag: "Realtime",
+        ok: { status: 202, description: "The published event.", schema: Event },
+      },
       handle: async (ctx) => {
         const workspaceId = ctx.params.workspace_id!;
         await requireRole(services, ctx, workspaceId, ["owner", "admin"]);
@@ -66,7 +81,14 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
       method: "get",
       path: "/workspaces/{workspace_id}/events",
       auth: "user",
-      query: eventsQuery,
+      query: EventsQuery,
+      doc: {
+        operationId: "listEvents",
+        summary: "List the stored events of a workspace",
+        description: "Who: member. Oldest first, each with its stream `seq`.",
+        tag: "Events",
+        ok: { status: 200, description: "A page of events.", schema: EventList },
+      },
       handle: async (ctx) => {
         const workspaceId = ctx.params.workspace_id!;
         await requireRole(services, ctx, workspaceId);
@@ -99,6 +121,13 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
       method: "get",
       path: "/realtime/stats",
       auth: "admin",
+      doc: {
+        operationId: "getRealtimeStats",
+        summary: "Gateway statistics",
+        description: "Who: admin (system admin).",
+        tag: "Realtime",
+        ok: { status: 200, description: "Connections, rooms, messages and dropped clients, per replica and in total.", schema: RealtimeStats },
+      },
       handle: async () => {
         const replicas = await deps.stats.all();
         const sum = (key: "connections" | "rooms" | "messages_in" | "messages_out" | "dropped_slow_clients" | "events_received") =>
@@ -121,6 +150,13 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
       method: "get",
       path: "/events/stats",
       auth: "admin",
+      doc: {
+        operationId: "getEventStats",
+        summary: "Event-mesh statistics",
+        description: "Who: admin (system admin).",
+        tag: "Events",
+        ok: { status: 200, description: "The stream, published, delivered and failed counts, consumers and subscribers.", schema: EventStats },
+      },
       handle: async () => {
         const [info, replicas] = await Promise.all([deps.jsm.streams.info(deps.streamName), deps.stats.all()]);
         const consumers = [];

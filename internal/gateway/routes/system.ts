@@ -1,3 +1,4 @@
+import { Health as HealthReport } from "../../../api/contracts/system.js";
 import type { Health } from "../../platform/health.js";
 import { json, route, type Route } from "../router.js";
 import type { StaticFiles } from "../static-files.js";
@@ -16,6 +17,14 @@ export function systemRoutes(health: Health, files: StaticFiles): Route[] {
       method: "get",
       path: "/health",
       auth: "public",
+      doc: {
+        operationId: "getHealth",
+        summary: "Health of the gateway and its dependencies",
+        description: "Public. 200 when every dependency is up, 503 (same body, `status` \"degraded\") otherwise.",
+        tag: "System",
+        ok: { status: 200, description: "Everything is up.", schema: HealthReport },
+        errors: [503],
+      },
       handle: async () => {
         const report = await health.report();
         return json(report.status === "ok" ? 200 : 503, report);
@@ -25,18 +34,39 @@ export function systemRoutes(health: Health, files: StaticFiles): Route[] {
       method: "get",
       path: "/",
       auth: "public",
+      doc: {
+        operationId: "getTestPage",
+        summary: "Browser test page",
+        description: "Public. An HTML page to try the API and the WebSocket from a browser.",
+        tag: "System",
+        ok: { status: 200, description: "The test page.", contentType: "text/html" },
+      },
       handle: async () => ({ status: 200, raw: await files.testPage(), contentType: html, headers: pageSecurity }),
     }),
     route({
       method: "get",
       path: "/docs",
       auth: "public",
+      doc: {
+        operationId: "getDocs",
+        summary: "API reference rendered from this document",
+        description: "Public.",
+        tag: "System",
+        ok: { status: 200, description: "HTML documentation.", contentType: "text/html" },
+      },
       handle: async () => ({ status: 200, raw: await files.docsPage(), contentType: html, headers: pageSecurity }),
     }),
     route({
       method: "get",
       path: "/openapi.yaml",
       auth: "public",
+      doc: {
+        operationId: "getOpenApiDocument",
+        summary: "This OpenAPI document",
+        description: "Public.",
+        tag: "System",
+        ok: { status: 200, description: "The OpenAPI 3.1 document, generated from the contracts (api/contracts) and this route table.", contentType: "application/yaml" },
+      },
       handle: async () => ({ status: 200, raw: await files.openApi(), contentType: "application/yaml; charset=utf-8" }),
     }),
   ];

@@ -1,10 +1,9 @@
+import type { UpdateTaskRequest } from "../../../api/gen/taskboard/task/v1/task.js";
+import { toPatch, withoutNulls } from "../../../api/contracts/shape.js";
+import { AssignTask, CreateTask, Task, TaskList, TaskListQuery, UpdateTask } from "../../../api/contracts/task.js";
 import { json, noContent, route, type Route } from "../router.js";
 import { presentPage, presentTask } from "../presenters.js";
-import { assignTaskBody, createTaskBody, taskListQuery, updateTaskBody } from "../schemas.js";
 import { itemCaller, onBehalfOf, type Services } from "../services.js";
-
-/** A body field that may be null, as gRPC's NullableString: absent stays absent, null is `{}`. */
-const nullable = (value: string | null | undefined) => (value === undefined ? undefined : { value: value ?? undefined });
 
 export function taskRoutes(services: Services): Route[] {
   const tasks = services.task;
@@ -13,17 +12,18 @@ export function taskRoutes(services: Services): Route[] {
       method: "post",
       path: "/workspaces/{workspace_id}/tasks",
       auth: "user",
-      body: createTaskBody,
+      body: CreateTask,
+      doc: {
+        operationId: "createTask",
+        summary: "Create a task",
+        description: "Who: member. Defaults: status `pending`, priority `medium`. 422 when `assignee_id` is not a member of the workspace.",
+        tag: "Tasks",
+        ok: { status: 201, description: "The new task.", schema: Task },
+        errors: [422],
+      },
       handle: async (ctx) => {
-        const task = await services.taskBatches.create.call({
-          caller: itemCaller(ctx),
-          request: {
-            ...ctx.body,
-            workspace_id: ctx.params.workspace_id!,
-            assignee_id: ctx.body.assignee_id ?? undefined,
-            due_date: ctx.body.due_date ?? undefined,
-          },
-        });
+        const request = { ...withoutNulls(ctx.body), workspace_id: ctx.params.workspace_id! };
+        const task = await services.taskBatches.create.call({ caller: itemCaller(ctx), request });
         return json(201, presentTask(task));
       },
     }),
@@ -31,7 +31,14 @@ export function taskRoutes(services: Services): Route[] {
       method: "get",
       path: "/workspaces/{workspace_id}/tasks",
       auth: "user",
-      query: taskListQuery,
+      query: TaskListQuery,
+      doc: {
+        operationId: "listTasks",
+        summary: "List the tasks of a workspace",
+        description: "Who: member. Newest first. Filters combine with AND.",
+        tag: "Tasks",
+        ok: { status: 200, description: "A page of tasks.", schema: TaskList },
+      },
       handle: async (ctx) => {
         const { limit, cursor, ...filters } = ctx.query;
         const list = await tasks.call(
@@ -46,6 +53,13 @@ export function taskRoutes(services: Services): Route[] {
       method: "get",
       path: "/tasks/{task_id}",
       auth: "user",
+      doc: {
+        operationId: "getTask",
+        summary: "Get a task",
+        description: "Who: member (of the task's workspace).",
+        tag: "Tasks",
+        ok: { status: 200, description: "The task.", schema: Task },
+      },
       handle: async (ctx) =>
         json(200, presentTask(await services.taskBatches.get.call({ caller: itemCaller(ctx), request: { task_id: ctx.params.task_id! } }))),
     }),
@@ -53,25 +67,32 @@ export function taskRoutes(services: Services): Route[] {
       method: "put",
       path: "/tasks/{task_id}",
       auth: "user",
-      body: updateTaskBody,
+      body: UpdateTask,
+      doc: {
+        operationId: "updateTask",
+        summary: "Update a task (partial)",
+        description:
+          "Who: member (of the task's workspace). Partial update: only the given fields change; null clears `assignee_id` or `due_date`. 422 when `assignee_id` is not a member of the workspace.",
+        tag: "Tasks",
+        ok: { status: 200, description: "The updated task.", schema: Task },
+        errors: [422],
+      },
       handle: async (ctx) => {
-        const task = await tasks.call(
-          "updateTask",
-          {
-            ...ctx.body,
-            task_id: ctx.params.task_id!,
-            assignee_id: nullable(ctx.body.assignee_id),
-            due_date: nullable(ctx.body.due_date),
-          },
-          onBehalfOf(ctx),
-        );
-        return json(200, presentTask(task));
+        const request = { ...toPatch<Omit<UpdateTaskRequest, "task_id">>(UpdateTask, ctx.body), task_id: ctx.params.task_id! };
+        return json(200, presentTask(await tasks.call("updateTask", request, onBehalfOf(ctx))));
       },
     }),
     route({
       method: "delete",
       path: "/tasks/{task_id}",
       auth: "user",
+      doc: {
+        operationId: "deleteTask",
+        summary: "Delete a task",
+        description: "Who: creator, owner, admin (owner and admin are workspace roles).",
+        tag: "Tasks",
+        ok: { status: 204, description: "Deleted." },
+      },
       handle: async (ctx) => {
         await tasks.call("deleteTask", { task_id: ctx.params.task_id! }, onBehalfOf(ctx));
         return noContent();
@@ -81,14 +102,18 @@ export function taskRoutes(services: Services): Route[] {
       method: "post",
       path: "/tasks/{task_id}/assign",
       auth: "user",
-      body: assignTaskBody,
+      body: AssignTask,
+      doc: {
+        operationId: "assignTask",
+        summary: "Assign or unassign a task",
+        description: "Who: member (of the task's workspace). The assignee must be a member of the workspace, else 422; `null` unassigns.",
+        tag: "Tasks",
+        ok: { status: 200, description: "The updated task.", schema: Task },
+        errors: [422],
+      },
       handle: async (ctx) => {
-        const task = await tasks.call(
-          "assignTask",
-          { task_id: ctx.params.task_id!, assignee_id: ctx.body.assignee_id ?? undefined },
-          onBehalfOf(ctx),
-        );
-        return json(200, presentTask(task));
+        const request = { task_id: ctx.params.task_id!, assignee_id: ctx.body.assignee_id ?? undefined };
+        return json(200, presentTask(await tasks.call("assignTask", request, onBehalfOf(ctx))));
       },
     }),
   ];

@@ -1,6 +1,7 @@
 import { json, noContent, route, type Route } from "../router.js";
 import { presentPage, presentUser } from "../presenters.js";
-import { createUserBody, pageQuery, updateUserBody } from "../schemas.js";
+import { pageQuery } from "../../../api/contracts/fields.js";
+import { CreateUser, UpdateUser, User, UserList } from "../../../api/contracts/user.js";
 import { onBehalfOf, type Services } from "../services.js";
 
 export function userRoutes(services: Services): Route[] {
@@ -9,7 +10,15 @@ export function userRoutes(services: Services): Route[] {
       method: "post",
       path: "/users",
       auth: "user",
-      body: createUserBody,
+      body: CreateUser,
+      doc: {
+        operationId: "createUser",
+        summary: "Create a user",
+        description: "Who: admin (system admin). May set `role`.",
+        tag: "Users",
+        ok: { status: 201, description: "The new user.", schema: User },
+        errors: [409],
+      },
       handle: async (ctx) => json(201, presentUser(await services.auth.call("createUser", ctx.body, onBehalfOf(ctx)))),
     }),
     route({
@@ -17,6 +26,13 @@ export function userRoutes(services: Services): Route[] {
       path: "/users",
       auth: "user",
       query: pageQuery,
+      doc: {
+        operationId: "listUsers",
+        summary: "List users",
+        description: "Who: admin (system admin).",
+        tag: "Users",
+        ok: { status: 200, description: "A page of users.", schema: UserList },
+      },
       handle: async (ctx) => {
         const list = await services.auth.call(
           "listUsers",
@@ -30,6 +46,13 @@ export function userRoutes(services: Services): Route[] {
       method: "get",
       path: "/users/{user_id}",
       auth: "user",
+      doc: {
+        operationId: "getUser",
+        summary: "Get a user",
+        description: "Who: self, admin (system admin).",
+        tag: "Users",
+        ok: { status: 200, description: "The user.", schema: User },
+      },
       handle: async (ctx) =>
         json(200, presentUser(await services.auth.call("getUser", { user_id: ctx.params.user_id! }, onBehalfOf(ctx)))),
     }),
@@ -37,7 +60,15 @@ export function userRoutes(services: Services): Route[] {
       method: "put",
       path: "/users/{user_id}",
       auth: "user",
-      body: updateUserBody,
+      body: UpdateUser,
+      doc: {
+        operationId: "updateUser",
+        summary: "Update a user",
+        description: "Who: self, admin (system admin). Partial update; `role` only by an admin (403 otherwise). 409 `email_taken` when the new e-mail belongs to another user.",
+        tag: "Users",
+        ok: { status: 200, description: "The updated user.", schema: User },
+        errors: [409],
+      },
       handle: async (ctx) =>
         json(
           200,
@@ -48,6 +79,13 @@ export function userRoutes(services: Services): Route[] {
       method: "delete",
       path: "/users/{user_id}",
       auth: "user",
+      doc: {
+        operationId: "deleteUser",
+        summary: "Delete a user",
+        description: "Who: self, admin (system admin).",
+        tag: "Users",
+        ok: { status: 204, description: "Deleted." },
+      },
       handle: async (ctx) => {
         await services.auth.call("deleteUser", { user_id: ctx.params.user_id! }, onBehalfOf(ctx));
         return noContent();

@@ -22,15 +22,11 @@ import {
 } from "@grpc/grpc-js";
 import { ItemError, OnBehalfOf } from "../../common/v1/batch.js";
 import { Empty, PageRequest } from "../../common/v1/page.js";
+import { NullableString } from "../../common/v1/patch.js";
 
 export const protobufPackage = "taskboard.task.v1";
 
 export const protobufFileName = "taskboard/task/v1/task.proto";
-
-/** A value that may be set to null: present with `value` unset means null. */
-export interface NullableString {
-  value?: string | undefined;
-}
 
 export interface Task {
   id: string;
@@ -179,52 +175,6 @@ export interface TaskResult {
 export interface TaskResults {
   results: TaskResult[];
 }
-
-function createBaseNullableString(): NullableString {
-  return { value: undefined };
-}
-
-export const NullableString: MessageFns<NullableString> = {
-  encode(message: NullableString, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.value !== undefined) {
-      writer.uint32(10).string(message.value);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): NullableString {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseNullableString();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.value = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-};
 
 function createBaseTask(): Task {
   return {

@@ -49,9 +49,10 @@ type PatchKind = "plain" | "nullable" | "list";
 
 function patchKind(type: z.ZodType): PatchKind {
   let inner: z.ZodType = type;
-  // Look through optional and default to the field's own type.
+  // Look through optional, default and transforms to the type the client writes.
   for (;;) {
     if (inner instanceof z.ZodOptional || inner instanceof z.ZodDefault) inner = inner.unwrap() as z.ZodType;
+    else if (inner instanceof z.ZodPipe) inner = inner.in as z.ZodType;
     else break;
   }
   if (inner instanceof z.ZodNullable) return "nullable";

@@ -171,6 +171,7 @@ test("browser: each user logs in through the page, picks the shared workspace an
 test("browser: a task created on one page appears live on the other, in the list and in the event log with its seq", async () => {
   await ann.page.getByTestId("task-title-input").fill(title);
   await ann.page.getByTestId("task-priority-select").selectOption("high");
+  await ann.page.getByTestId("task-labels-input").fill("ops, q3 ,ops");
   await ann.page.getByTestId("task-create-button").click();
   await taskItem(ann, title).waitFor({ timeout: UI_TIMEOUT });
 
@@ -179,6 +180,7 @@ test("browser: a task created on one page appears live on the other, in the list
   expect(await onBob.getAttribute("data-priority")).toBe("high");
   expect(await onBob.getAttribute("data-status")).toBe("pending");
   expect(await onBob.getByTestId("task-title").textContent()).toBe(title);
+  expect(await onBob.getByTestId("task-label").allTextContents()).toEqual(["ops", "q3"]);
 
   const logged = eventEntry(bob, "task.created", title);
   await logged.waitFor({ timeout: UI_TIMEOUT });
@@ -219,6 +221,12 @@ test("browser: a custom message sent from one page shows up on the other", async
 test("browser: status changes, assignments and comments made on one page update the other live", async () => {
   await taskItem(bob, title).getByTestId("task-status-select").selectOption("in_progress");
   await byTestId(ann.page, "task-item", '[data-status="in_progress"]').filter({ hasText: title }).waitFor({ timeout: UI_TIMEOUT });
+
+  // Labels edited on one page (comma-separated, applied on change) show on the other.
+  await taskItem(bob, title).getByTestId("task-labels-edit").fill("ops, blocked");
+  await taskItem(bob, title).getByTestId("task-labels-edit").press("Enter");
+  await taskItem(ann, title).getByTestId("task-label").filter({ hasText: "blocked" }).waitFor({ timeout: UI_TIMEOUT });
+  expect(await taskItem(ann, title).getByTestId("task-label").allTextContents()).toEqual(["ops", "blocked"]);
 
   await taskItem(ann, title).getByTestId("task-assignee-select").selectOption(bob.user.id);
   await eventEntry(bob, "task.assigned", title).waitFor({ timeout: UI_TIMEOUT });

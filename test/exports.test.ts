@@ -292,12 +292,13 @@ describe("export files", () => {
     { title: "@SUM(1+1)*cmd|' /C calc'!A0", description: "\tleading tab" },
     { title: "emoji 😀🎉 and CJK 漢字テスト", description: "RTL: שלום עולם مرحبا بالعالم" },
     { title: "plain", description: "" },
+    { title: "labelled", description: "", labels: ["ops", "q3 plan", "=risk"] },
   ];
 
   /** The CSV cell a value becomes: formulas neutralised with a leading single quote. */
   const cell = (value: unknown) => {
     if (value === null) return "";
-    const text = String(value);
+    const text = Array.isArray(value) ? value.join(";") : String(value);
     return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
   };
 
@@ -318,7 +319,7 @@ describe("export files", () => {
     expect(file.text.charCodeAt(0)).not.toBe(0xfeff);
 
     const rows = parseCsv(file.text);
-    const header = ["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "created_at", "updated_at"];
+    const header = ["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "labels", "created_at", "updated_at"];
     expect(rows[0]).toEqual(header);
     expect(rows.slice(1)).toEqual(tasks.map((t) => header.map((h) => cell(t[h]))));
     expect(job.row_count).toBe(tasks.length);
@@ -328,6 +329,9 @@ describe("export files", () => {
     expect(file.text).toContain(",'=SUM(A1),'+1,");
     expect(file.text).toContain(",'-1,'@x,");
     expect(file.text).toContain(",emoji 😀🎉 and CJK 漢字テスト,RTL: שלום עולם مرحبا بالعالم,");
+    // Labels: one cell, joined with ";" (and neutralised like any cell that starts a formula).
+    expect(rows.find((r) => r[2] === "labelled")?.[9]).toBe("ops;q3 plan;=risk");
+    expect(rows.filter((r) => r[2] !== "labelled" && r[0] !== "id").every((r) => r[9] === "")).toBe(true);
   });
 
   test("exports: comments CSV neutralises formulas and keeps line breaks inside quotes", async () => {
@@ -354,6 +358,7 @@ describe("export files", () => {
     expect(file.headers.get("content-type")).toBe("application/json");
     expect(file.headers.get("content-disposition")).toBe(`attachment; filename="tasks-${job.created_at.slice(0, 10).replaceAll("-", "")}-${job.id.slice(0, 8)}.json"`);
     expect(JSON.parse(file.text)).toEqual(tasks);
+    expect(JSON.parse(file.text).find((t: { title: string }) => t.title === "labelled").labels).toEqual(["ops", "q3 plan", "=risk"]);
     expect(job.row_count).toBe(tasks.length);
   });
 
@@ -363,7 +368,7 @@ describe("export files", () => {
     expect(JSON.parse(empty.file.text)).toEqual([]);
     expect(empty.job.row_count).toBe(0);
     const emptyCsv = await exportFile(c.member.api, c.workspaceId, "tasks", "csv");
-    expect(parseCsv(emptyCsv.file.text)).toEqual([["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "created_at", "updated_at"]]);
+    expect(parseCsv(emptyCsv.file.text)).toEqual([["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "labels", "created_at", "updated_at"]]);
 
     const task = await c.member.api.post(`/workspaces/${c.workspaceId}/tasks`, { title: "t" });
     const comments = [];

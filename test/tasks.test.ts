@@ -72,6 +72,7 @@ interface TaskJson {
   assignee_id: string | null;
   created_by: string;
   due_date: string | null;
+  labels: string[];
   created_at: string;
   updated_at: string;
 }
@@ -120,10 +121,47 @@ describe("tasks", () => {
       assignee_id: null,
       created_by: c.member.id,
       due_date: null,
+      labels: [],
       created_at: expect.stringMatching(ISO),
       updated_at: expect.stringMatching(ISO),
     });
     expect((await c.member.api.get(`/tasks/${res.body.id}`)).body).toEqual(res.body);
+  });
+
+  test("tasks: labels are set on create (trimmed, repeats dropped), replaced or emptied on update, and carried by the events", async () => {
+    const c = await cast();
+    const task = await createTask(c.member.api, c.workspaceId, { title: "Labelled", labels: [" ops ", "q3", "ops", "日本"] });
+    expect(task.labels).toEqual(["ops", "q3", "日本"]);
+    expect((await c.member.api.get(`/tasks/${task.id}`)).body.labels).toEqual(["ops", "q3", "日本"]);
+    const created = await tap.waitFor("task.created", (s) => s.event.type === "task.created" && s.event.aggregate_id === task.id);
+    expect(created.event.data?.["labels"]).toEqual(["ops", "q3", "日本"]);
+
+    const replaced = await c.member.api.put(`/tasks/${task.id}`, { labels: ["urgent"] });
+    expect(replaced.status, replaced.text).toBe(200);
+    expect(replaced.body).toMatchObject({ labels: ["urgent"], title: "Labelled" });
+    const updated = await tap.waitFor("task.updated", (s) => s.event.type === "task.updated" && s.event.aggregate_id === task.id);
+    expect(updated.event.data?.["labels"]).toEqual(["urgent"]);
+    // Another field's update leaves the labels alone; an empty list empties them.
+    expect((await c.member.api.put(`/tasks/${task.id}`, { priority: "high" })).body.labels).toEqual(["urgent"]);
+    expect((await c.member.api.put(`/tasks/${task.id}`, { labels: [] })).body.labels).toEqual([]);
+  });
+
+  test.each([
+    [{ labels: "ops" }, "labels must be a list of strings"],
+    [{ labels: [""] }, "a label must not be empty"],
+    [{ labels: ["   "] }, "a label must not be empty"],
+    [{ labels: ["x".repeat(33)] }, "a label must be at most 32 characters"],
+    [{ labels: Array.from({ length: 21 }, (_, i) => `l${i}`) }, "labels must be at most 20"],
+    [{ labels: [7] }, "a label must be a string"],
+  ])("tasks: labels %j are 400 on create and update", async (body, message) => {
+    const c = await cast();
+    const created = await c.member.api.post(`/workspaces/${c.workspaceId}/tasks`, { title: "t", ...body });
+    expect(created.status).toBe(400);
+    expect(created.body.error.message).toContain(message);
+    const task = await createTask(c.member.api, c.workspaceId);
+    const updated = await c.member.api.put(`/tasks/${task.id}`, body);
+    expect(updated.status).toBe(400);
+    expect(updated.body.error.message).toContain(message);
   });
 
   test("tasks: created with every field, the due date normalised to UTC", async () => {
@@ -477,6 +515,27 @@ describe("lists", () => {
       [`due_before=${encodeURIComponent("2030-01-15T02:00:00+02:00")}`, [a]],
     ];
     for (const [query, expected] of table) expect(await ids(query), query).toEqual(expected.map((t) => t.title));
+  });
+
+  test("lists: ?label= finds the tasks carrying the label; repeated, the tasks carrying every one", async () => {
+    const c = await cast();
+    const ws = c.workspaceId;
+    const api = c.member.api;
+    await createTask(api, ws, { title: "ops", labels: ["ops"] });
+    await createTask(api, ws, { title: "ops+q3", labels: ["q3", "ops"] });
+    await createTask(api, ws, { title: "q3", labels: ["q3"] });
+    await createTask(api, ws, { title: "none" });
+    const titles = async (query: string) => {
+      const res = await api.get(`/workspaces/${ws}/tasks?${query}`);
+      expect(res.status, `${query}: ${res.text}`).toBe(200);
+      return res.body.items.map((t: TaskJson) => t.title);
+    };
+    expect(await titles("label=ops")).toEqual(["ops+q3", "ops"]);
+    expect(await titles("label=q3")).toEqual(["q3", "ops+q3"]);
+    expect(await titles("label=ops&label=q3")).toEqual(["ops+q3"]);
+    expect(await titles("label=ops&label=nothing")).toEqual([]);
+    expect(await titles("label=q3&priority=medium&q=ops")).toEqual(["ops+q3"]);
+    expect((await api.get(`/workspaces/${ws}/tasks?label=${"x".repeat(33)}`)).status).toBe(400);
   });
 
   test.each([

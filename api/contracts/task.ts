@@ -18,8 +18,20 @@ export const TaskPriority = z.enum(TASK_PRIORITIES, `priority must be one of ${T
 export type TaskStatus = z.output<typeof TaskStatus>;
 export type TaskPriority = z.output<typeof TaskPriority>;
 
+const label = z
+  .string("a label must be a string")
+  .trim()
+  .min(1, "a label must not be empty")
+  .max(32, "a label must be at most 32 characters")
+  .refine((v) => !/[\u0000-\u001f]/.test(v), "a label contains control characters");
+
 /** The fields a client writes, with their rules. */
 const writable = {
+  labels: z
+    .array(label, "labels must be a list of strings")
+    .max(20, "labels must be at most 20")
+    .transform((labels) => [...new Set(labels)])
+    .meta({ description: "Up to 20 distinct labels of 1–32 characters; repeats are dropped." }),
   title: field.text("title", 200),
   description: field.optionalText("description", 10_000),
   status: TaskStatus,
@@ -40,6 +52,7 @@ export const Task = z
     assignee_id: out.id().nullable(),
     created_by: out.id(),
     due_date: out.time().nullable(),
+    labels: z.array(z.string()),
     created_at: out.time(),
     updated_at: out.time(),
   })
@@ -54,6 +67,7 @@ export const CreateTask = z
     priority: writable.priority.default("medium"),
     assignee_id: writable.assignee_id.optional(),
     due_date: writable.due_date.optional(),
+    labels: writable.labels.default([]),
   })
   .meta({ id: "CreateTaskRequest" });
 
@@ -66,6 +80,7 @@ export const UpdateTask = partialUpdate(
     priority: writable.priority.optional(),
     assignee_id: writable.assignee_id.optional(),
     due_date: writable.due_date.optional(),
+    labels: writable.labels.optional(),
   },
   "UpdateTaskRequest",
 );
@@ -90,6 +105,10 @@ export const TaskFilter = z.object({
     .meta({ description: "Words matched as prefixes in title and description." }),
   due_before: field.dateTime("due_before").optional().meta({ description: "Only tasks due before this time." }),
   due_after: field.dateTime("due_after").optional().meta({ description: "Only tasks due after this time." }),
+  label: z
+    .union([label.transform((v) => [v]), z.array(label).max(20, "at most 20 labels")])
+    .default([])
+    .meta({ description: "Only tasks that carry this label; repeat it for tasks that carry every one given." }),
 });
 
 export const TaskListQuery = pageQuery.extend(TaskFilter.shape);

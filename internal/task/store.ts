@@ -101,6 +101,7 @@ export class TaskStore {
         ${filters.due_before ? sql`and due_date < ${filters.due_before}` : sql``}
         ${filters.due_after ? sql`and due_date > ${filters.due_after}` : sql``}
         ${filters.search ? sql`and search @@ to_tsquery('simple', ${filters.search})` : sql``}
+        ${filters.label.length > 0 ? sql`and labels @> ${filters.label}::text[]` : sql``}
       order by seq desc
       limit ${limit + 1}`;
   }

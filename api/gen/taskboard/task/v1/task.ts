@@ -22,7 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { ItemError, OnBehalfOf } from "../../common/v1/batch.js";
 import { Empty, PageRequest } from "../../common/v1/page.js";
-import { NullableString } from "../../common/v1/patch.js";
+import { NullableString, StringList } from "../../common/v1/patch.js";
 
 export const protobufPackage = "taskboard.task.v1";
 
@@ -43,6 +43,7 @@ export interface Task {
   due_date?: string | undefined;
   created_at: string;
   updated_at: string;
+  labels: string[];
 }
 
 export interface TaskList {
@@ -58,6 +59,7 @@ export interface CreateTaskRequest {
   priority?: string | undefined;
   assignee_id?: string | undefined;
   due_date?: string | undefined;
+  labels: string[];
 }
 
 export interface ListTasksRequest {
@@ -71,7 +73,11 @@ export interface ListTasksRequest {
   q?: string | undefined;
   due_before?: string | undefined;
   due_after?: string | undefined;
-  page: PageRequest | undefined;
+  page:
+    | PageRequest
+    | undefined;
+  /** Tasks carrying every one of these labels. */
+  label: string[];
 }
 
 export interface TaskRef {
@@ -86,6 +92,7 @@ export interface UpdateTaskRequest {
   priority?: string | undefined;
   assignee_id: NullableString | undefined;
   due_date: NullableString | undefined;
+  labels: StringList | undefined;
 }
 
 export interface AssignTaskRequest {
@@ -189,6 +196,7 @@ function createBaseTask(): Task {
     due_date: undefined,
     created_at: "",
     updated_at: "",
+    labels: [],
   };
 }
 
@@ -226,6 +234,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.updated_at !== "") {
       writer.uint32(90).string(message.updated_at);
+    }
+    for (const v of message.labels) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -331,6 +342,14 @@ export const Task: MessageFns<Task> = {
             message.updated_at = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.labels.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -410,6 +429,7 @@ function createBaseCreateTaskRequest(): CreateTaskRequest {
     priority: undefined,
     assignee_id: undefined,
     due_date: undefined,
+    labels: [],
   };
 }
 
@@ -435,6 +455,9 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     }
     if (message.due_date !== undefined) {
       writer.uint32(58).string(message.due_date);
+    }
+    for (const v of message.labels) {
+      writer.uint32(66).string(v!);
     }
     return writer;
   },
@@ -508,6 +531,14 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
             message.due_date = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.labels.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -531,6 +562,7 @@ function createBaseListTasksRequest(): ListTasksRequest {
     due_before: undefined,
     due_after: undefined,
     page: undefined,
+    label: [],
   };
 }
 
@@ -559,6 +591,9 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     }
     if (message.page !== undefined) {
       PageRequest.encode(message.page, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.label) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -640,6 +675,14 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
             message.page = PageRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.label.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -708,6 +751,7 @@ function createBaseUpdateTaskRequest(): UpdateTaskRequest {
     priority: undefined,
     assignee_id: undefined,
     due_date: undefined,
+    labels: undefined,
   };
 }
 
@@ -733,6 +777,9 @@ export const UpdateTaskRequest: MessageFns<UpdateTaskRequest> = {
     }
     if (message.due_date !== undefined) {
       NullableString.encode(message.due_date, writer.uint32(58).fork()).join();
+    }
+    if (message.labels !== undefined) {
+      StringList.encode(message.labels, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -804,6 +851,14 @@ export const UpdateTaskRequest: MessageFns<UpdateTaskRequest> = {
             }
 
             message.due_date = NullableString.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.labels = StringList.decode(reader, reader.uint32());
             continue;
           }
         }

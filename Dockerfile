@@ -20,7 +20,9 @@ COPY api ./api
 COPY cmd ./cmd
 COPY internal ./internal
 COPY scripts ./scripts
-RUN npm run build
+# Dev tooling (the dev runner, server discovery, benches, the OpenAPI generator) is
+# compiled for the tests but not shipped: the runtime image holds cmd/, internal/, api/.
+RUN npm run build && rm -rf dist/scripts dist/internal/devenv
 
 # --- prod-deps: production dependencies only; native addons are fetched or built here,
 # with this stage's toolchain, for the same Node major and glibc as the runtime.

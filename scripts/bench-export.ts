@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { startOrder } from "../internal/devenv/topology.js";
 import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -145,11 +146,11 @@ async function main(): Promise<void> {
   const sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
   const results: Result[] = [];
   try {
-    await start("auth", "AUTH_ADDR");
-    await start("workspace", "WORKSPACE_ADDR");
-    const task = await start("task", "TASK_ADDR");
-    await start("export", "EXPORT_ADDR");
-    const gateway = await start("gateway");
+    // Every process of the topology an export needs (notify does not take part), callees first.
+    const started: Record<string, MeshProcess> = {};
+    for (const spec of startOrder().flat()) if (spec.name !== "notify") started[spec.name] = await start(spec.name, spec.addressVar);
+    const task = started["task"]!;
+    const gateway = started["gateway"]!;
     const base = `http://127.0.0.1:${gateway.ports["http"]}`;
     pids["task"] ??= (task as { pid?: number }).pid ?? NaN;
     pids["gateway"] ??= (gateway as { pid?: number }).pid ?? NaN;

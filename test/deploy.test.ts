@@ -33,6 +33,7 @@ import { gatewayEnv, loadGatewayConfig } from "../internal/gateway/config.js";
 import { loadNotifyConfig, notifyEnv } from "../internal/notify/config.js";
 import { loadTaskConfig, taskEnv } from "../internal/task/config.js";
 import { loadWorkspaceConfig, workspaceEnv } from "../internal/workspace/config.js";
+import { TOPOLOGY } from "../internal/devenv/topology.js";
 
 /** Parsed YAML/JSON of manifests and values: shapes are asserted by the tests themselves. */
 type Json = any;
@@ -631,24 +632,38 @@ describe("repository", () => {
     }
   });
 
-  it("charts: each process's `calls`, `uses` and ports match what cmd/<name>/main.ts connects to and listens on", () => {
+  it("charts: each process's `calls`, `uses` and ports match its configuration and the topology the dev runner and tests start", () => {
     const values = readYaml("deploy/environments/default.yaml");
+    const specs: Record<string, Record<string, unknown>> = { auth: authEnv, workspace: workspaceEnv, task: taskEnv, export: exportEnv, notify: notifyEnv, gateway: gatewayEnv };
+    expect(Object.keys(values.processes).sort(), "the processes of the chart are those of the topology").toEqual(TOPOLOGY.map((p) => p.name).sort());
     for (const [name, p] of Object.entries<Json>(values.processes)) {
-      const main = at("cmd", name, "main.ts");
-      if (!existsSync(main)) continue;
-      const code = readFileSync(main, "utf8");
-      // A process calls what it has an address of: config.<NAME>_ADDR.
-      const calls = [...code.matchAll(/config\.([A-Z]+)_ADDR\b/g)].map((m) => m[1]!.toLowerCase());
-      expect([...(p.calls ?? [])].sort(), `${name}: calls`).toEqual([...new Set(calls)].sort());
+      const spec = specs[name]!;
+      const topology = TOPOLOGY.find((t) => t.name === name)!;
+      // A process calls what it has an address of (<NAME>_ADDR), as the topology says.
+      const calls = Object.keys(spec).flatMap((v) => (/^([A-Z]+)_ADDR$/.exec(v) ? [/^([A-Z]+)_ADDR$/.exec(v)![1]!.toLowerCase()] : []));
+      expect([...(p.calls ?? [])].sort(), `${name}: calls`).toEqual(calls.sort());
+      expect([...topology.calls].sort(), `${name}: calls in the topology`).toEqual(calls.sort());
       const uses = [
-        ["postgres", /createPostgres\(/],
-        ["nats", /connectNats\(/],
-        ["redis", /connectRedis\(/],
-      ].filter(([, re]) => (re as RegExp).test(code)).map(([server]) => server);
+        ["postgres", "DATABASE_URL"],
+        ["nats", "NATS_URL"],
+        ["redis", "REDIS_URL"],
+      ].filter(([, variable]) => variable! in spec).map(([server]) => server);
       expect([...(p.uses ?? [])].sort(), `${name}: uses`).toEqual(uses.sort());
-      expect(Boolean(p.ports.grpc), `${name}: gRPC port`).toBe(/listen\(config\.GRPC_PORT\)/.test(code));
-      expect(Boolean(p.ports.http), `${name}: HTTP port`).toBe(/listen\(config\.GATEWAY_PORT\)/.test(code));
+      expect(Boolean(p.ports.grpc), `${name}: gRPC port`).toBe("GRPC_PORT" in spec);
+      expect(Boolean(p.ports.http), `${name}: HTTP port`).toBe("GATEWAY_PORT" in spec);
+      expect(p.ports, `${name}: the chart's ports are the topology's`).toEqual(topology.ports);
     }
+  });
+
+  it("image: the runtime code imports no dev tooling (the Dockerfile leaves dist/scripts and dist/internal/devenv out)", () => {
+    const runtimeFiles = (dir: string): string[] =>
+      readdirSync(at(dir), { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? (e.name === "devenv" || e.name === "gen" ? [] : runtimeFiles(join(dir, e.name))) : e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") ? [join(dir, e.name)] : [],
+      );
+    for (const file of ["cmd", "internal", "api"].flatMap(runtimeFiles)) {
+      expect(readFileSync(at(file), "utf8"), `${file} imports dev tooling`).not.toMatch(/from "[./]*(scripts|devenv)\/|\/devenv\/|"yaml"/);
+    }
+    expect(readFileSync(at("Dockerfile"), "utf8")).toMatch(/rm -rf dist\/scripts dist\/internal\/devenv/);
   });
 
   it("crd: the vendored CloudNativePG Cluster schema is a valid CRD, names its source, and rejects what it does not list", () => {

@@ -1,13 +1,9 @@
-import type { JetStreamClient, JetStreamManager } from "nats";
-import { DurableConsumer } from "../platform/durable-consumer.js";
+import type { Subscription } from "../platform/durable-consumer.js";
 import type { Logger } from "../platform/logger.js";
 import { exponentialBackoff } from "../platform/retry.js";
 import type { JobDelivery, RunResult } from "./runner.js";
 
 export interface ExportQueueOptions {
-  stream: string;
-  /** Durable name shared by every replica: they share one queue, each message goes to one of them. */
-  durable: string;
   /** The stored subject of export.created in every workspace. */
   filterSubject: string;
   ackWaitMs: number;
@@ -28,30 +24,25 @@ export type RunJob = (ref: { workspace_id: string; id: string }, delivery: JobDe
  * after the runner's delay, so a job is never dropped while unfinished, and a
  * worker that dies leaves its delivery to be redelivered after the ack wait.
  * The claim in Postgres (ExportRunner) makes sure that no two workers run the
- * same job at once, whatever JetStream redelivers. Closing stops pulling and
- * hands running jobs back.
+ * same job at once, whatever JetStream redelivers. `stop()` (before the
+ * consumer closes) hands running jobs back.
  */
-export function exportQueue(js: JetStreamClient, jsm: JetStreamManager, options: ExportQueueOptions, runJob: RunJob, log: Logger) {
+export function exportQueue(options: ExportQueueOptions, runJob: RunJob, log: Logger): { subscription: Subscription; stop: () => void } {
   const stopping = new AbortController();
-  const consumer = new DurableConsumer(
-    js,
-    jsm,
-    {
-      stream: options.stream,
-      durable: options.durable,
-      filterSubject: options.filterSubject,
-      // Jobs queued before the consumer existed (first start) are run too.
-      startAt: "all",
-      ackWaitMs: options.ackWaitMs,
-      // Unlimited: whether a job is retried or given up is decided in Postgres (attempts), not by delivery counts.
-      maxDeliver: -1,
-      maxAckPending: 10_000,
-      concurrency: options.concurrency,
-      batch: 1,
-      retry: exponentialBackoff(1_000, 30_000),
-      ...(options.pullExpiresMs === undefined ? {} : { pullExpiresMs: options.pullExpiresMs }),
-    },
-    async (event, delivery) => {
+  const subscription: Subscription = {
+    durable: "export-jobs",
+    filterSubject: options.filterSubject,
+    // Jobs queued before the consumer existed (first start) are run too.
+    startAt: "all",
+    ackWaitMs: options.ackWaitMs,
+    // Unlimited: whether a job is retried or given up is decided in Postgres (attempts), not by delivery counts.
+    maxDeliver: -1,
+    maxAckPending: 10_000,
+    concurrency: options.concurrency,
+    batch: 1,
+    retry: exponentialBackoff(1_000, 30_000),
+    ...(options.pullExpiresMs === undefined ? {} : { pullExpiresMs: options.pullExpiresMs }),
+    handle: async (event, delivery) => {
       if (!event.workspace_id || !event.aggregate_id) {
         log.error({ event_id: event.id }, "export job without workspace or id dropped");
         return;
@@ -59,14 +50,6 @@ export function exportQueue(js: JetStreamClient, jsm: JetStreamManager, options:
       const result = await runJob({ workspace_id: event.workspace_id, id: event.aggregate_id }, delivery, stopping.signal);
       return result.kind === "done" ? undefined : { retryInMs: result.delayMs };
     },
-    log,
-  );
-  return {
-    start: () => consumer.start(),
-    /** Hands running jobs back (their deliveries released) before it resolves. Safe to call twice. */
-    close: () => {
-      stopping.abort();
-      return consumer.close();
-    },
   };
+  return { subscription, stop: () => stopping.abort() };
 }

@@ -8,7 +8,11 @@ import { fileEncoding } from "./formats.js";
 import type { ExportMetrics } from "./metrics.js";
 import { percentDone, ProgressThrottle } from "./progress.js";
 import { jobEvent } from "./resources.js";
+import { exponentialBackoff } from "../platform/retry.js";
 import { toExportJob, type Claim, type ExportStore, type JobRow } from "./store.js";
+
+/** A failed attempt is tried again after this (retry.ts): 1 s, doubling, at most 30 s. */
+const ATTEMPT_BACKOFF = exponentialBackoff(1_000, 30_000);
 
 export interface ExportRunnerOptions {
   /** This worker's name in claims (unique per process). */
@@ -230,7 +234,7 @@ export class ExportRunner {
       if (await this.store.release(tx, claim, { countAttempt: true, error: failure.message })) await this.store.finishRun(claim, "retry", rows, tx);
     });
     this.metrics.ended("retry");
-    const delayMs = Math.min(1_000 * 2 ** (used - 1), 30_000);
+    const delayMs = ATTEMPT_BACKOFF.backoff(used - 1);
     log.warn({ err: reason, attempts: used, retry_in_ms: delayMs }, "export attempt failed; will retry");
     return { kind: "retry", delayMs };
   }

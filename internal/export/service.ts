@@ -9,11 +9,14 @@ import type {
 } from "../../api/gen/taskboard/export/v1/export.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, forbidden, notFound } from "../platform/errors.js";
+import type { Subscription } from "../platform/durable-consumer.js";
+import type { Subjects } from "../platform/events.js";
+import type { Logger } from "../platform/logger.js";
 import type { Outbox } from "../platform/outbox.js";
 import type { Principal } from "../platform/principal.js";
 import { parseInput } from "../platform/validate.js";
 import { field } from "../../api/contracts/fields.js";
-import type { Memberships } from "../platform/memberships.js";
+import { Tenancy, userOf, type RoleSource } from "../platform/tenancy.js";
 import { CONTENT_TYPES, CreateExport } from "../../api/contracts/export-job.js";
 import { jobEvent } from "./resources.js";
 import { toExportJob, type ExportStore, type JobRow } from "./store.js";
@@ -30,12 +33,16 @@ export interface ExportServiceOptions {
 
 /** The rules of export jobs (API.md "Exports"): members only; the work itself is ExportRunner's. */
 export class ExportService {
+  private readonly tenancy: Tenancy;
+
   constructor(
     private readonly store: ExportStore,
     private readonly outbox: Outbox,
-    private readonly memberships: Memberships,
+    memberships: RoleSource,
     private readonly options: ExportServiceOptions,
-  ) {}
+  ) {
+    this.tenancy = new Tenancy(memberships);
+  }
 
   /** Queues a job: the row and its export.created event (the queue's message) commit together. */
   async createExport(principal: Principal, input: CreateExportRequest): Promise<ExportJob> {
@@ -99,22 +106,29 @@ export class ExportService {
     return this.store.purgeWorkspace(parseInput(workspaceId, id));
   }
 
-  private user(principal: Principal) {
-    if (principal.kind !== "user") throw forbidden("a user is required");
-    return principal;
+  /** The events this service acts on (the export jobs' own queue is the runner's: see queue.ts). */
+  subscriptions(subjects: Subjects, log: Logger): Subscription[] {
+    return [
+      {
+        durable: "export-workspace-deletions",
+        filterSubject: subjects.allOf("workspace.deleted"),
+        startAt: "all",
+        handle: async (event) => {
+          const deleted = await this.purgeWorkspace(event.workspace_id ?? event.aggregate_id);
+          log.info({ workspace_id: event.workspace_id, jobs: deleted }, "deleted workspace's exports purged");
+        },
+      },
+    ];
   }
 
   /** The caller, if a member of the workspace; 404 naming `what` otherwise, as if it did not exist. */
   private async member(principal: Principal, workspace: string, what: string) {
-    const caller = this.user(principal);
-    const role = await this.memberships.roleOf(workspace, caller.userId, { token: caller.token });
-    if (!role) throw notFound(what);
-    return caller;
+    return (await this.tenancy.member(principal, workspace, { what })).caller;
   }
 
   /** A job the caller may see (404 for a missing or expired one and for one in another workspace alike). */
   private async visibleJob(principal: Principal, id: string): Promise<JobRow> {
-    this.user(principal);
+    userOf(principal);
     const job = await this.store.jobById(parseInput(jobId, id));
     if (!job) throw notFound("export");
     await this.member(principal, job.workspace_id, "export");

@@ -1,12 +1,9 @@
-import type { JetStreamClient, JetStreamManager } from "nats";
-import { DurableConsumer } from "../platform/durable-consumer.js";
+import type { Subscription } from "../platform/durable-consumer.js";
 import type { Subjects } from "../platform/events.js";
-import type { Logger } from "../platform/logger.js";
 import { exponentialBackoff } from "../platform/retry.js";
 import { NOTIFIED_TYPES, type NotifiedType, type NotifyService } from "./service.js";
 
 export interface NotifyConsumerOptions {
-  stream: string;
   maxDeliver: number;
   ackWaitMs: number;
   /** First redelivery delay after a failed delivery; doubled for each further one (up to 5 minutes). */
@@ -24,37 +21,15 @@ export function durableName(type: NotifiedType): string {
  * subject, all calling the same handler. A durable created for the first time
  * starts at new events: a fresh deployment must not mail about a week of history.
  */
-export class NotifyConsumers {
-  private readonly consumers: DurableConsumer[];
-
-  constructor(js: JetStreamClient, jsm: JetStreamManager, subjects: Subjects, service: NotifyService, options: NotifyConsumerOptions, log: Logger) {
-    const retry = exponentialBackoff(options.redeliveryMs, 300_000);
-    this.consumers = NOTIFIED_TYPES.map(
-      (type) =>
-        new DurableConsumer(
-          js,
-          jsm,
-          {
-            stream: options.stream,
-            durable: durableName(type),
-            filterSubject: subjects.allOf(type),
-            startAt: "new",
-            maxDeliver: options.maxDeliver,
-            ackWaitMs: options.ackWaitMs,
-            retry,
-          },
-          (event, delivery) => service.handle(event, delivery.attempt),
-          log,
-        ),
-    );
-  }
-
-  async start(): Promise<void> {
-    for (const consumer of this.consumers) await consumer.start();
-  }
-
-  /** Safe to call twice. */
-  async close(): Promise<void> {
-    await Promise.all(this.consumers.map((consumer) => consumer.close()));
-  }
+export function notifySubscriptions(subjects: Subjects, service: NotifyService, options: NotifyConsumerOptions): Subscription[] {
+  const retry = exponentialBackoff(options.redeliveryMs, 300_000);
+  return NOTIFIED_TYPES.map((type) => ({
+    durable: durableName(type),
+    filterSubject: subjects.allOf(type),
+    startAt: "new",
+    maxDeliver: options.maxDeliver,
+    ackWaitMs: options.ackWaitMs,
+    retry,
+    handle: (event, delivery) => service.handle(event, delivery.attempt),
+  }));
 }

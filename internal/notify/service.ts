@@ -5,7 +5,7 @@ import { RetryLater } from "../platform/durable-consumer.js";
 import type { Event } from "../platform/events.js";
 import type { Logger } from "../platform/logger.js";
 import type { Outbox } from "../platform/outbox.js";
-import { exponentialBackoff } from "../platform/retry.js";
+import { exponentialBackoff, type Backoff } from "../platform/retry.js";
 import type { NotifyFault } from "./config.js";
 import type { Directory, User } from "./directory.js";
 import { MailSendError, type Mailer } from "./mailer.js";
@@ -52,6 +52,8 @@ const commentData = z.object({ id: z.string(), task_id: z.string(), author_id: z
 
 /** Retries of recording a sent mail: 100 ms doubling to 5 s, for as long as it takes. */
 const recordPolicy = exponentialBackoff(100, 5_000);
+/** Looking again for another replica's claim on a mail: soon first, doubling. */
+const BUSY_BACKOFF = exponentialBackoff(250, 60_000);
 
 /** A comment's author (the actor too, but the rule names the author). */
 function authorOf(event: Event): string | undefined {
@@ -97,6 +99,8 @@ function authorOf(event: Event): string | undefined {
  * after the send: each mail once.
  */
 export class NotifyService {
+  private sendBackoff: Backoff | undefined;
+
   constructor(
     private readonly store: DeliveryStore,
     private readonly outbox: Outbox,
@@ -313,13 +317,13 @@ export class NotifyService {
   private busyDelay(remainingMs: number, delivery: number): number {
     const untilExpired = Math.round(remainingMs) + 250;
     if (delivery >= this.options.maxDeliver - 1) return untilExpired;
-    return Math.min(untilExpired, 250 * 2 ** (delivery - 1));
+    return Math.min(untilExpired, BUSY_BACKOFF.backoff(delivery - 1));
   }
 
-  /** Exponential backoff with jitter: base × 2^(n−1) × [0.5, 1.5), at most 10 s. */
+  /** The retry policy (retry.ts) from retryBaseMs, at most 10 s; `n` counts from 1. */
   private retryDelay(n: number): number {
-    const base = this.options.retryBaseMs * 2 ** (n - 1);
-    return Math.min(10_000, Math.round(base * (0.5 + Math.random())));
+    this.sendBackoff ??= exponentialBackoff(this.options.retryBaseMs, 10_000);
+    return this.sendBackoff.backoff(n - 1);
   }
 
   /**

@@ -25,7 +25,7 @@ export interface DurableConsumerOptions {
   batch?: number;
   /** Delay before an event whose handling failed is delivered again, by attempt (from 0). */
   retry?: Backoff;
-  /** How long one pull waits for events (it also bounds how long close() waits for an idle loop). */
+  /** How long one pull waits for events (close() ends a waiting pull at once). */
   pullExpiresMs?: number;
 }
 
@@ -39,6 +39,11 @@ export interface Delivery {
 
 /** What a handler decided: done (acknowledged), or deliver it again after a delay. */
 export type Outcome = void | { retryInMs: number };
+
+/** An inbound event a service acts on: its durable consumer (the stream is the platform's) and its handler. */
+export interface Subscription extends Omit<DurableConsumerOptions, "stream"> {
+  handle(event: Event, delivery: Delivery): Promise<Outcome>;
+}
 
 /** What a handler may throw for an event it cannot handle yet. */
 export class RetryLater extends Error {
@@ -142,9 +147,16 @@ export class DurableConsumer {
       try {
         consumer ??= await this.js.consumers.get(this.options.stream, this.options.durable);
         const messages = await consumer.fetch({ max_messages: this.options.batch ?? 32, expires: this.options.pullExpiresMs ?? 5_000 });
-        for await (const message of messages) {
-          if (signal.aborted) settle(message, "nak", this.log);
-          else await this.process(message);
+        // Closing ends an idle pull at once (what it already received is still handed back below).
+        const stop = () => messages.stop();
+        signal.addEventListener("abort", stop, { once: true });
+        try {
+          for await (const message of messages) {
+            if (signal.aborted) settle(message, "nak", this.log);
+            else await this.process(message);
+          }
+        } finally {
+          signal.removeEventListener("abort", stop);
         }
         failures = 0;
       } catch (error) {

@@ -30,12 +30,14 @@ export class Shutdown {
   private async execute(reason: string): Promise<void> {
     this.log.info({ reason }, "shutting down");
     let timer: NodeJS.Timeout | undefined;
+    let current = "";
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`shutdown took longer than ${this.timeoutMs} ms`)), this.timeoutMs);
+      timer = setTimeout(() => reject(new Error(`shutdown took longer than ${this.timeoutMs} ms (stuck in step "${current}")`)), this.timeoutMs);
       timer.unref();
     });
     const steps = (async () => {
       for (const step of this.steps) {
+        current = step.name;
         try {
           await step.run();
         } catch (error) {

@@ -18,15 +18,16 @@ import { CreateComment, UpdateComment } from "../../api/contracts/comment.js";
 import { field } from "../../api/contracts/fields.js";
 import { fromPatch } from "../../api/contracts/shape.js";
 import { CreateTask, TaskFilter, UpdateTask } from "../../api/contracts/task.js";
-import type { WorkspaceRole } from "../../api/contracts/workspace.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, forbidden, notFound, unprocessable } from "../platform/errors.js";
-import type { NewEvent } from "../platform/events.js";
+import type { NewEvent, Subjects } from "../platform/events.js";
+import type { Subscription } from "../platform/durable-consumer.js";
+import type { Logger } from "../platform/logger.js";
 import { classifyError } from "../platform/failures.js";
 import type { Outbox } from "../platform/outbox.js";
 import type { Principal } from "../platform/principal.js";
 import { parseInput } from "../platform/validate.js";
-import type { Memberships } from "../platform/memberships.js";
+import { MANAGERS, Tenancy, userOf, type RoleSource } from "../platform/tenancy.js";
 import { commentResource, taskResource } from "./resources.js";
 import { prefixQuery, toComment, toTask, type NewTask, type TaskStore } from "./store.js";
 
@@ -40,8 +41,6 @@ const listInput = TaskFilter.extend({ workspace_id: workspaceId });
 const assignInput = z.object({ task_id: taskId, assignee_id: field.id("assignee_id").optional() });
 const createCommentInput = CreateComment.extend({ workspace_id: workspaceId });
 const updateCommentInput = UpdateComment.extend({ comment_id: commentId });
-
-const MANAGERS: readonly WorkspaceRole[] = ["owner", "admin"];
 
 /**
  * Bound on a stream message's text (gRPC allows 4 MiB): large enough that the
@@ -65,13 +64,15 @@ export interface TaskServiceOptions {
 /** The rules of tasks and comments (API.md "Tasks", "Comments"). */
 export class TaskService {
   private readonly streamBatchSize: number;
+  private readonly tenancy: Tenancy;
 
   constructor(
     private readonly store: TaskStore,
     private readonly outbox: Outbox,
-    private readonly memberships: Memberships,
+    memberships: RoleSource,
     options: TaskServiceOptions = {},
   ) {
+    this.tenancy = new Tenancy(memberships);
     this.streamBatchSize = options.streamBatchSize ?? 1_000;
   }
 
@@ -356,17 +357,24 @@ export class TaskService {
     return this.store.purgeWorkspace(parseInput(workspaceId, id));
   }
 
-  private user(principal: Principal) {
-    if (principal.kind !== "user") throw forbidden("a user is required");
-    return principal;
+  /** The events this service acts on. */
+  subscriptions(subjects: Subjects, log: Logger): Subscription[] {
+    return [
+      {
+        durable: "task-workspace-deletions",
+        filterSubject: subjects.allOf("workspace.deleted"),
+        startAt: "all",
+        handle: async (event) => {
+          const purged = await this.purgeWorkspace(event.workspace_id ?? event.aggregate_id);
+          log.info({ workspace_id: event.workspace_id, ...purged }, "deleted workspace purged");
+        },
+      },
+    ];
   }
 
   /** The caller's role in a workspace; 404 naming `what` for non-members, as if it did not exist. */
-  private async member(principal: Principal, workspace: string, what: string) {
-    const caller = this.user(principal);
-    const role = await this.memberships.roleOf(workspace, caller.userId, { token: caller.token });
-    if (!role) throw notFound(what);
-    return { caller, role };
+  private member(principal: Principal, workspace: string, what: string) {
+    return this.tenancy.member(principal, workspace, { what });
   }
 
   /** Any task, for internal callers, which skip the membership check (they decide who sees what). */
@@ -378,21 +386,20 @@ export class TaskService {
 
   /** A task the caller may see (404 for a missing one and for one in another workspace alike). */
   private async visibleTask(principal: Principal, id: string) {
-    this.user(principal);
+    userOf(principal);
     const task = await this.store.taskById(parseInput(taskId, id));
     if (!task) throw notFound("task");
     return { task, ...(await this.member(principal, task.workspace_id, "task")) };
   }
 
   private async visibleComment(principal: Principal, id: string) {
-    this.user(principal);
+    userOf(principal);
     const comment = await this.store.commentById(parseInput(commentId, id));
     if (!comment) throw notFound("comment");
     return { comment, ...(await this.member(principal, comment.workspace_id, "comment")) };
   }
 
   private async requireAssignable(workspace: string, userId: string): Promise<void> {
-    const role = await this.memberships.roleOf(workspace, userId, { internal: true });
-    if (!role) throw unprocessable("assignee is not a member of this workspace", { assignee_id: userId });
+    if (!(await this.tenancy.isMember(workspace, userId))) throw unprocessable("assignee is not a member of this workspace", { assignee_id: userId });
   }
 }

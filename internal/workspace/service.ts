@@ -12,7 +12,8 @@ import type {
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, badRequest, forbidden, notFound } from "../platform/errors.js";
 import type { OutgoingCall } from "../platform/grpc-client.js";
-import type { Event } from "../platform/events.js";
+import type { Event, Subjects } from "../platform/events.js";
+import type { Subscription } from "../platform/durable-consumer.js";
 import type { Emit, Outbox } from "../platform/outbox.js";
 import type { Principal } from "../platform/principal.js";
 import type { TransactionSql } from "../platform/postgres.js";
@@ -21,6 +22,7 @@ import { GrantableRole } from "../../api/contracts/member.js";
 import { userFields } from "../../api/contracts/user.js";
 import { CreateWorkspace, UpdateWorkspace, type WorkspaceRole } from "../../api/contracts/workspace.js";
 import { parseInput } from "../platform/validate.js";
+import { checkRole, userOf } from "../platform/tenancy.js";
 import { toMember, toWorkspace, type WorkspaceStore } from "./store.js";
 
 /** Resolves users through the auth service. */
@@ -199,6 +201,18 @@ export class WorkspaceService {
   }
 
   /** A deleted user leaves every workspace; the workspaces they own are deleted. */
+  /** The events this service acts on. */
+  subscriptions(subjects: Subjects): Subscription[] {
+    return [
+      {
+        durable: "workspace-user-deletions",
+        filterSubject: subjects.of({ type: "user.deleted" }),
+        startAt: "all",
+        handle: (event) => this.removeUser(event.aggregate_id),
+      },
+    ];
+  }
+
   async removeUser(deletedUserId: string): Promise<void> {
     await this.changingMembers(async (tx, emit) => {
       for (const id of await this.store.ownedBy(tx, deletedUserId)) {
@@ -233,22 +247,16 @@ export class WorkspaceService {
   }
 
   private user(principal: Principal) {
-    if (principal.kind !== "user") throw forbidden("a user is required");
-    return principal;
+    return userOf(principal);
   }
 
-  /** The caller's role; 404 for non-members, as if the workspace did not exist. */
+  /** The caller's role, read here (the workspace service keeps memberships), checked by tenancy.ts. */
   private async roleOf(principal: Principal, id: string, tx?: TransactionSql): Promise<WorkspaceRole> {
-    const caller = this.user(principal);
-    const row = await this.store.membership(id, caller.userId, tx);
-    if (!row) throw notFound("workspace");
-    return row.role;
+    return checkRole((await this.store.membership(id, this.user(principal).userId, tx))?.role, "workspace");
   }
 
-  private async requireRole(tx: TransactionSql, principal: Principal, id: string, allowed: WorkspaceRole[]) {
-    const role = await this.roleOf(principal, id, tx);
-    if (!allowed.includes(role)) throw forbidden(`requires the role ${allowed.join(" or ")}`);
-    return role;
+  private async requireRole(tx: TransactionSql, principal: Principal, id: string, allowed: readonly WorkspaceRole[]) {
+    return checkRole((await this.store.membership(id, this.user(principal).userId, tx))?.role, "workspace", allowed);
   }
 
   private async profiles(userIds: string[], principal: Principal): Promise<Map<string, User>> {

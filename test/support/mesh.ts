@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { startOrder } from "../../internal/devenv/topology.js";
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { connect, type NatsConnection } from "nats";
@@ -17,13 +18,9 @@ const logDir = join(repoRoot, "test", "artifacts", "logs");
  * The services of the mesh, in start order (the gateway comes last), each with the
  * variable that gives later processes its gRPC address (none for processes without gRPC).
  */
-export const SERVICES: { name: string; addressVar?: string }[] = [
-  { name: "auth", addressVar: "AUTH_ADDR" },
-  { name: "workspace", addressVar: "WORKSPACE_ADDR" },
-  { name: "task", addressVar: "TASK_ADDR" },
-  { name: "export", addressVar: "EXPORT_ADDR" },
-  { name: "notify" },
-];
+export const SERVICES: { name: string; addressVar?: string }[] = startOrder()
+  .flat()
+  .filter((p) => p.name !== "gateway");
 
 export interface MeshOptions {
   /** Extra environment for every process. */

@@ -1,4 +1,6 @@
 import type { Sql, TransactionSql } from "../platform/postgres.js";
+import { rowToMessage } from "../../api/contracts/shape.js";
+import { User as UserContract } from "../../api/contracts/user.js";
 import type { User } from "../../api/gen/taskboard/auth/v1/auth.js";
 
 export interface UserRow {
@@ -29,16 +31,8 @@ export interface UserChanges {
 }
 
 /** The public shape of a user (never the password hash). */
-export function toUser(row: UserRow): User {
-  return {
-    id: row.id,
-    name: row.name,
-    email: row.email,
-    role: row.role,
-    email_notifications: row.email_notifications,
-    created_at: row.created_at.toISOString(),
-  };
-}
+/** A row as the service message: the contract's fields (never the password hash). */
+export const toUser = (row: UserRow): User => rowToMessage<User>(UserContract, row);
 
 /** SQL over auth.users. */
 export class UserStore {

@@ -9,7 +9,7 @@ import type {
 } from "../../api/gen/taskboard/export/v1/export.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, forbidden, notFound } from "../platform/errors.js";
-import type { Subscription } from "../platform/durable-consumer.js";
+import { workspaceDeletions, type Subscription } from "../platform/durable-consumer.js";
 import type { Subjects } from "../platform/events.js";
 import type { Logger } from "../platform/logger.js";
 import type { Outbox } from "../platform/outbox.js";
@@ -108,17 +108,7 @@ export class ExportService {
 
   /** The events this service acts on (the export jobs' own queue is the runner's: see queue.ts). */
   subscriptions(subjects: Subjects, log: Logger): Subscription[] {
-    return [
-      {
-        durable: "export-workspace-deletions",
-        filterSubject: subjects.allOf("workspace.deleted"),
-        startAt: "all",
-        handle: async (event) => {
-          const deleted = await this.purgeWorkspace(event.workspace_id ?? event.aggregate_id);
-          log.info({ workspace_id: event.workspace_id, jobs: deleted }, "deleted workspace's exports purged");
-        },
-      },
-    ];
+    return [workspaceDeletions(subjects, "export-workspace-deletions", async (id) => ({ jobs: await this.purgeWorkspace(id) }), log)];
   }
 
   /** The caller, if a member of the workspace; 404 naming `what` otherwise, as if it did not exist. */

@@ -2,6 +2,8 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ExportJob } from "../../api/gen/taskboard/export/v1/export.js";
 import type { Sql, TransactionSql } from "../platform/postgres.js";
+import { ExportJob as ExportJobContract } from "../../api/contracts/export-job.js";
+import { rowToMessage } from "../../api/contracts/shape.js";
 import type { ExportFormat, ExportStatus, ExportType } from "../../api/contracts/export-job.js";
 
 export interface JobRow {
@@ -47,20 +49,12 @@ export interface Claim {
 /** How an attempt ended, as recorded in export.runs. */
 export type RunOutcome = "completed" | "failed" | "retry" | "released" | "lost";
 
+/** A row as the service message: the contract's fields; only a failed job shows its error. */
 export function toExportJob(row: JobRow): ExportJob {
   return {
-    id: row.id,
-    workspace_id: row.workspace_id,
-    type: row.type,
-    format: row.format,
-    status: row.status,
-    progress: row.progress,
+    ...rowToMessage<ExportJob>(ExportJobContract, row),
     row_count: Number(row.row_count),
     error: row.status === "failed" ? (row.error ?? "export failed") : undefined,
-    created_by: row.created_by,
-    created_at: row.created_at.toISOString(),
-    started_at: row.started_at?.toISOString(),
-    completed_at: row.completed_at?.toISOString(),
   };
 }
 

@@ -3,10 +3,10 @@ import { STATUS_CODES } from "node:http";
 import type { HttpRequest, HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { z } from "zod";
 import { Counter, Histogram, type Registry } from "prom-client";
-import type { AccessClaims } from "../platform/access-tokens.js";
+import { bearerToken, type AccessClaims } from "../platform/access-tokens.js";
 import { AppError, errorBody, forbidden, unauthorized } from "../platform/errors.js";
 import { classifyError } from "../platform/failures.js";
-import type { Logger } from "../platform/logger.js";
+import { requestIdOf, type Logger } from "../platform/logger.js";
 import { parseInput } from "../platform/validate.js";
 import { field } from "../../api/contracts/fields.js";
 
@@ -158,7 +158,7 @@ export class Router {
     const incomingId = req.getHeader("x-request-id");
     const forwardedFor = this.deps.trustProxy ? req.getHeader("x-forwarded-for") : "";
     const ip = forwardedFor ? forwardedFor.split(",")[0]!.trim() : decoder.decode(res.getRemoteAddressAsText());
-    const requestId = /^[A-Za-z0-9._-]{1,128}$/.test(incomingId) ? incomingId : randomUUID();
+    const requestId = requestIdOf(incomingId) ?? randomUUID();
     const baseLog = this.deps.log;
     let log: Logger | undefined;
     const requestLog = () => (log ??= baseLog.child({ request_id: requestId }));
@@ -217,9 +217,8 @@ export class Router {
 
   private async authenticate(auth: RouteAuth, header: string): Promise<Caller | undefined> {
     if (auth === "public") return undefined;
-    const match = /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(header);
-    if (!match) throw unauthorized(header ? "malformed Authorization header" : "missing bearer token");
-    const token = match[1]!;
+    const token = bearerToken(header);
+    if (!token) throw unauthorized(header ? "malformed Authorization header" : "missing bearer token");
     const claims = await this.deps.verify(token);
     if (auth === "admin" && claims.role !== "admin") throw forbidden("admin only");
     return { ...claims, token };

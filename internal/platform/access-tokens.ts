@@ -3,6 +3,11 @@ import { LRUCache } from "lru-cache";
 import { AppError, unauthorized } from "./errors.js";
 import type { UserRole } from "./principal.js";
 
+/** The token of an `Authorization: Bearer <token>` header (HTTP or gRPC metadata); undefined when it is not one. */
+export function bearerToken(header: string): string | undefined {
+  return /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(header)?.[1];
+}
+
 export const TOKEN_ISSUER = "taskboard";
 export const TOKEN_AUDIENCE = "taskboard";
 export const TOKEN_ALGORITHM = "EdDSA";

@@ -149,7 +149,8 @@ export class Platform implements Runtime {
   /** Workspace roles, cached and invalidated by the membership feed. */
   async memberships(workspace: ServiceClient<WorkspaceServiceClient>): Promise<CachedMemberships> {
     const memberships = new CachedMemberships(workspace, this.log, { registry: this.registry });
-    await memberships.followChanges((await this.nats()).nc, (await this.nats()).subjects);
+    const { nc, subjects } = await this.nats();
+    await memberships.followChanges(nc, subjects);
     this.onStop("caches", "memberships", () => memberships.close());
     return memberships;
   }

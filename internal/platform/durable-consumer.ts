@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, nanos, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from "nats";
-import { decodeEvent, type Event } from "./events.js";
+import { decodeEvent, type Event, type Subjects } from "./events.js";
 import type { Logger } from "./logger.js";
 import { exponentialBackoff, sleep, type Backoff } from "./retry.js";
 
@@ -43,6 +43,28 @@ export type Outcome = void | { retryInMs: number };
 /** An inbound event a service acts on: its durable consumer (the stream is the platform's) and its handler. */
 export interface Subscription extends Omit<DurableConsumerOptions, "stream"> {
   handle(event: Event, delivery: Delivery): Promise<Outcome>;
+}
+
+/**
+ * A service's share of deleting a workspace: on every workspace.deleted (from
+ * the first stored one, so none is missed), `purge` removes what the service
+ * keeps of that workspace (idempotent: a redelivery finds nothing) and says how much.
+ */
+export function workspaceDeletions(
+  subjects: Subjects,
+  durable: string,
+  purge: (workspaceId: string) => Promise<Record<string, number>>,
+  log: Logger,
+): Subscription {
+  return {
+    durable,
+    filterSubject: subjects.allOf("workspace.deleted"),
+    startAt: "all",
+    handle: async (event) => {
+      const purged = await purge(event.workspace_id ?? event.aggregate_id);
+      log.info({ workspace_id: event.workspace_id, ...purged }, "deleted workspace purged");
+    },
+  };
 }
 
 /** What a handler may throw for an event it cannot handle yet. */

@@ -27,3 +27,8 @@ export function createLogger(service: string, level: string): Logger {
     },
   });
 }
+
+/** A request id a caller sent (`x-request-id`), if it is safe to log and forward; otherwise undefined (make a fresh one). */
+export function requestIdOf(value: unknown): string | undefined {
+  return typeof value === "string" && /^[A-Za-z0-9._-]{1,128}$/.test(value) ? value : undefined;
+}

@@ -21,7 +21,7 @@ import { CreateTask, TaskFilter, UpdateTask } from "../../api/contracts/task.js"
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, forbidden, notFound, unprocessable } from "../platform/errors.js";
 import type { NewEvent, Subjects } from "../platform/events.js";
-import type { Subscription } from "../platform/durable-consumer.js";
+import { workspaceDeletions, type Subscription } from "../platform/durable-consumer.js";
 import type { Logger } from "../platform/logger.js";
 import { classifyError } from "../platform/failures.js";
 import type { Outbox } from "../platform/outbox.js";
@@ -359,17 +359,7 @@ export class TaskService {
 
   /** The events this service acts on. */
   subscriptions(subjects: Subjects, log: Logger): Subscription[] {
-    return [
-      {
-        durable: "task-workspace-deletions",
-        filterSubject: subjects.allOf("workspace.deleted"),
-        startAt: "all",
-        handle: async (event) => {
-          const purged = await this.purgeWorkspace(event.workspace_id ?? event.aggregate_id);
-          log.info({ workspace_id: event.workspace_id, ...purged }, "deleted workspace purged");
-        },
-      },
-    ];
+    return [workspaceDeletions(subjects, "task-workspace-deletions", (id) => this.purgeWorkspace(id), log)];
   }
 
   /** The caller's role in a workspace; 404 naming `what` for non-members, as if it did not exist. */

@@ -1,5 +1,8 @@
 import type { Member, Workspace } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import type { Sql, TransactionSql } from "../platform/postgres.js";
+import { Member as MemberContract } from "../../api/contracts/member.js";
+import { rowToMessage } from "../../api/contracts/shape.js";
+import { Workspace as WorkspaceContract } from "../../api/contracts/workspace.js";
 import type { WorkspaceRole } from "../../api/contracts/workspace.js";
 
 export interface WorkspaceRow {
@@ -18,26 +21,14 @@ export interface MembershipRow {
   joined_at: Date;
 }
 
+/** A row as the service message, with the caller's role ("" in event data, which every member gets). */
 export function toWorkspace(row: WorkspaceRow, role: WorkspaceRole | ""): Workspace {
-  return {
-    id: row.id,
-    name: row.name,
-    description: row.description,
-    owner_id: row.owner_id,
-    role,
-    created_at: row.created_at.toISOString(),
-  };
+  return rowToMessage<Workspace>(WorkspaceContract, { ...row, role });
 }
 
+/** A membership row as the service message, with the user's name and e-mail from the auth service. */
 export function toMember(row: MembershipRow, profile: { name: string; email: string } | undefined): Member {
-  return {
-    workspace_id: row.workspace_id,
-    user_id: row.user_id,
-    name: profile?.name ?? "",
-    email: profile?.email ?? "",
-    role: row.role,
-    joined_at: row.joined_at.toISOString(),
-  };
+  return rowToMessage<Member>(MemberContract, { ...row, name: profile?.name ?? "", email: profile?.email ?? "" });
 }
 
 /** SQL over workspace.workspaces and workspace.members. */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
-import type { AccessClaims } from "../../platform/access-tokens.js";
+import { bearerToken, type AccessClaims } from "../../platform/access-tokens.js";
 import { AppError, errorBody } from "../../platform/errors.js";
 import { classifyError } from "../../platform/failures.js";
 import type { Logger } from "../../platform/logger.js";
@@ -82,7 +82,7 @@ export class SocketEndpoint {
     const key = req.getHeader("sec-websocket-key");
     const protocol = req.getHeader("sec-websocket-protocol");
     const extensions = req.getHeader("sec-websocket-extensions");
-    const token = query.get("token") ?? (/^Bearer (.+)$/i.exec(header)?.[1] ?? "");
+    const token = query.get("token") ?? bearerToken(header) ?? "";
     const sinceParam = query.get("since");
     const epochParam = query.get("epoch");
 

@@ -306,14 +306,19 @@ describe("protection", () => {
     const content = "y".repeat(9_000);
     // Loopback kernel buffers absorb several MB before the gateway's own buffer grows.
     const count = 1500;
-    for (let i = 0; i < count; i++) {
-      const res = await t.owner.api.post(`/workspaces/${t.workspaceId}/broadcast`, { content: `${i} ${content}` });
-      expect(res.status).toBe(202);
-    }
-    await fast.waitForEvents("every broadcast on the fast client", count, (f) => f.type === "custom.message", 60_000);
-    expect(await metric("gateway-1", "taskboard_ws_dropped_slow_clients_total")).toBeGreaterThan(0);
+    const publishing = (async () => {
+      for (let i = 0; i < count; i++) {
+        const res = await t.owner.api.post(`/workspaces/${t.workspaceId}/broadcast`, { content: `${i} ${content}` });
+        expect(res.status).toBe(202);
+      }
+    })();
+    // Read again as soon as the gateway has dropped the client: its close frame waits behind
+    // what it had buffered, and uWS gives a peer that never reads only so long to take it.
+    await waitFor("the gateway to drop the slow client", async () => (await metric("gateway-1", "taskboard_ws_dropped_slow_clients_total")) > 0, 90_000, 100);
     (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();
     expect((await slow.waitForClose(20_000)).code).toBe(1013);
+    await publishing;
+    await fast.waitForEvents("every broadcast on the fast client", count, (f) => f.type === "custom.message", 60_000);
     // What the slow client did get has no gap: a prefix of the room's stored events after its connect.
     const got = seqs(slow.events);
     const stored = (await storedEvents(t.owner.api, t.workspaceId)).filter((e) => e.seq > slow.connected.seq!);

@@ -28,6 +28,12 @@ export interface ExportRunnerOptions {
   jobTimeoutMs: number;
 }
 
+/** What a run reads and writes of its job (ExportStore; a fake in the unit tests). */
+export type RunnerStore = Pick<
+  ExportStore,
+  "claim" | "lockJob" | "heartbeat" | "writeChunk" | "recordProgress" | "complete" | "fail" | "release" | "finishRun"
+>;
+
 /** The JetStream delivery of a job, as far as a run needs it. */
 export interface JobDelivery {
   /** Extends the ack wait: the job is still being worked on. */
@@ -58,9 +64,9 @@ const DONE: RunResult = { kind: "done" };
  */
 export class ExportRunner {
   constructor(
-    private readonly store: ExportStore,
-    private readonly outbox: Outbox,
-    private readonly tasks: ServiceClient<TaskServiceClient>,
+    private readonly store: RunnerStore,
+    private readonly outbox: Pick<Outbox, "transaction">,
+    private readonly tasks: Pick<ServiceClient<TaskServiceClient>, "call" | "stream">,
     private readonly metrics: ExportMetrics,
     private readonly log: Logger,
     private readonly options: ExportRunnerOptions,

@@ -340,7 +340,9 @@ export function queryObject(query: string): Record<string, string | string[]> {
   const result: Record<string, string | string[]> = Object.create(null); // "__proto__" is a name like any other
   for (const [name, value] of new URLSearchParams(query)) {
     const seen = result[name];
-    result[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+    if (seen === undefined) result[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else result[name] = [seen, value];
   }
   return result;
 }

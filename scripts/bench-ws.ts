@@ -7,6 +7,7 @@ import { connect, type JetStreamClient, type NatsConnection } from "nats";
 import postgres from "postgres";
 import { startProcess, spawnChild, type MeshProcess } from "../internal/devenv/processes.js";
 import { provideServers } from "../internal/devenv/servers.js";
+import { startOrder } from "../internal/devenv/topology.js";
 import type { ClientKind, Command, Target } from "./bench/clients.js";
 import { cpuMs, LatencyHistogram, nowMs, rssBytes } from "./bench/measure.js";
 
@@ -430,10 +431,11 @@ async function main(): Promise<void> {
   };
   let nc: NatsConnection | undefined;
   try {
-    for (const [name, variable] of [["auth", "AUTH_ADDR"], ["workspace", "WORKSPACE_ADDR"]] as const) {
-      const started = await startProcess(name, { cwd: root, env, output: output(name) });
+    // The processes the fan-out needs (logins and rooms): auth and workspace, as the topology declares them.
+    for (const spec of startOrder().flat().filter((p) => p.name === "auth" || p.name === "workspace")) {
+      const started = await startProcess(spec.name, { cwd: root, env, output: output(spec.name) });
       processes.push(started);
-      env[variable] = `127.0.0.1:${started.ports["grpc"]}`;
+      env[spec.addressVar!] = `127.0.0.1:${started.ports["grpc"]}`;
     }
     const gateways: MeshProcess[] = [];
     for (let i = 0; i < opts.replicas; i++) {

@@ -9,10 +9,27 @@ import type { RealtimeMetrics } from "./metrics.js";
 import { RoomFeed, StreamGone, type FeedEvent, type RoomFeedDeps } from "./room-feed.js";
 import type { StreamReader, StreamState } from "./stream-reader.js";
 
+/** The room's ordered feed of its workspace's events (RoomFeed; a fake in the unit tests). */
+export interface Feed {
+  /** Starts after `after`; resolves with how many stored events are still to come. */
+  start(): Promise<number>;
+  restart(reason: string): void;
+  close(): void;
+}
+
+export type OpenFeed = (
+  filter: string,
+  after: number,
+  onEvent: (event: FeedEvent) => void,
+  onFailure: (error: Error) => void,
+  beforeRestart: () => Promise<void>,
+) => Feed;
+
 export interface RoomDeps {
-  app: TemplatedApp;
-  feed: RoomFeedDeps;
-  reader: StreamReader;
+  app: Pick<TemplatedApp, "publish" | "numSubscribers">;
+  /** The JetStream feed's settings, or how to open a feed (tests). */
+  feed: RoomFeedDeps | OpenFeed;
+  reader: Pick<StreamReader, "lastSeq" | "firstSeq" | "state" | "read">;
   subjects: Subjects;
   metrics: RealtimeMetrics;
   log: Logger;
@@ -55,7 +72,7 @@ export class Room {
   /** The feed could not start or ended (the stream is gone): the hub replaces this room. */
   failed = false;
   private history: RoomHistory;
-  private feed: RoomFeed | undefined;
+  private feed: Feed | undefined;
   private readonly waiting = new Set<Connection>();
   private readonly segments: HistorySegment[] = [];
   /** The latest stored event of the workspace when the room started. */
@@ -143,8 +160,9 @@ export class Room {
   private async startFeed(after: number): Promise<number> {
     this.feed?.close();
     this.history = new RoomHistory(this.deps.history, after);
-    this.feed = new RoomFeed(
-      this.deps.feed,
+    const feedDeps = this.deps.feed;
+    const open: OpenFeed = typeof feedDeps === "function" ? feedDeps : (...args) => new RoomFeed(feedDeps, ...args);
+    this.feed = open(
       this.filter,
       after,
       (event) => this.deliver(event),
@@ -226,8 +244,11 @@ export class Room {
       let next = segment.indexAfter(conn.position);
       for (;;) {
         while (next < segment.events.length) {
+          const entry = segment.events[next++]!;
+          // A client that joined the read before it reached its position skips what it has.
+          if (entry.seq <= conn.position) continue;
           this.deps.metrics.caughtUp.inc({ source: "jetstream" });
-          if (!(await this.send(conn, segment.events[next++]!))) return;
+          if (!(await this.send(conn, entry))) return;
         }
         if (segment.done) break;
         await segment.changed();

@@ -126,14 +126,9 @@ export class Platform implements Runtime {
   client<C extends grpc.Client>(
     Ctor: Parameters<typeof connectService<C>>[0],
     address: string,
-    options: { health?: string } = {},
+    options: { health?: string; channel?: Partial<grpc.ClientOptions> } = {},
   ): ServiceClient<C> {
-    const client = connectService(Ctor, address, this.config.INTERNAL_TOKEN, this.config.GRPC_TIMEOUT_MS ?? 5_000);
-    return this.adopt(address, client, options);
-  }
-
-  /** A client made elsewhere (with channel options of its own), closed and checked like the others. */
-  adopt<C extends grpc.Client>(address: string, client: ServiceClient<C>, options: { health?: string } = {}): ServiceClient<C> {
+    const client = connectService(Ctor, address, this.config.INTERNAL_TOKEN, this.config.GRPC_TIMEOUT_MS ?? 5_000, options.channel);
     if (options.health) this.health.add(options.health, () => client.ready(1_000));
     this.onStop("clients", `client ${address}`, () => client.close());
     return client;

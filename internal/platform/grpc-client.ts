@@ -140,6 +140,7 @@ export function connectService<C extends grpc.Client>(
   address: string,
   internalToken: string,
   timeoutMs: number,
+  options: Partial<grpc.ClientOptions> = {},
 ): ServiceClient<C> {
-  return new ServiceClient(new Ctor(address, grpc.credentials.createInsecure(), channelOptions), internalToken, timeoutMs);
+  return new ServiceClient(new Ctor(address, grpc.credentials.createInsecure(), { ...channelOptions, ...options }), internalToken, timeoutMs);
 }

@@ -94,23 +94,26 @@ export class StreamReader {
           yield { seq: message.seq, subject: message.subject, data: message.data, pending: message.info.pending };
           if (message.info.pending === 0 || (options.until !== undefined && message.seq >= options.until)) return;
         }
+        if (!lost && received < batch) {
+          // Fewer than asked and pending never reached 0: the fetch was cut short. Ask JetStream
+          // what is left, and whether it delivered messages that never arrived (to a pull that
+          // expired under load): the consumer counts those as delivered, so "none pending" alone
+          // would end the read before them.
+          const info = await consumer.info(false);
+          if (info.delivered.consumer_seq >= expected) lost = true;
+          else if (info.num_pending === 0) return;
+          else if (received > 0) empty = 0;
+          else if (++empty >= this.maxEmptyFetches) {
+            throw new ReadStalled(`JetStream holds ${info.num_pending} more messages of ${filter} but delivered none in ${empty} fetches`);
+          }
+        } else if (!lost) {
+          empty = 0;
+        }
         if (lost) {
           // Start over right after the last message yielded.
           await consumer.delete().catch(() => undefined);
           consumer = await this.consumer(filter, from());
           expected = 1;
-          continue;
-        }
-        if (received === batch) {
-          empty = 0;
-          continue;
-        }
-        // Fewer than asked and pending never reached 0: the fetch was cut short. Ask JetStream what is left.
-        const info = await consumer.info(false);
-        if (info.num_pending === 0) return;
-        if (received > 0) empty = 0;
-        else if (++empty >= this.maxEmptyFetches) {
-          throw new ReadStalled(`JetStream holds ${info.num_pending} more messages of ${filter} but delivered none in ${empty} fetches`);
         }
       }
     } finally {

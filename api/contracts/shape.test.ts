@@ -33,7 +33,7 @@ describe("contract shapes", () => {
       seq: "7",
       search: "'t'",
     };
-    const message = rowToMessage<Record<string, unknown>>(Task, row);
+    const message = rowToMessage<Record<string, unknown>>(Task)(row);
     expect(message).not.toHaveProperty("seq");
     expect(message["assignee_id"]).toBeUndefined();
     const resource = presenter(Task)(message);

@@ -26,17 +26,20 @@ export function fieldsOf(schema: z.ZodObject<Shape>): string[] {
 }
 
 /**
- * A database row as a service message: dates as RFC 3339 strings, NULL as
- * unset (protobuf `optional`), every field of the resource.
+ * Database rows as service messages: dates as RFC 3339 strings, NULL as unset
+ * (protobuf `optional`), every field of the resource and nothing else.
  */
-export function rowToMessage<T>(schema: z.ZodObject<Shape>, row: object): T {
-  const source = row as Record<string, unknown>;
-  const message: Record<string, unknown> = {};
-  for (const key of Object.keys(schema.shape)) {
-    const value = source[key];
-    message[key] = value instanceof Date ? value.toISOString() : (value ?? undefined);
-  }
-  return message as T;
+export function rowToMessage<T>(schema: z.ZodObject<Shape>): (row: object) => T {
+  const keys = fieldsOf(schema);
+  return (row) => {
+    const source = row as Record<string, unknown>;
+    const message: Record<string, unknown> = {};
+    for (const key of keys) {
+      const value = source[key];
+      message[key] = value instanceof Date ? value.toISOString() : (value ?? undefined);
+    }
+    return message as T;
+  };
 }
 
 /** A request body without its nulls, as protobuf `optional` fields take them (null and absent both mean "none"). */

@@ -32,7 +32,7 @@ export interface UserChanges {
 
 /** The public shape of a user (never the password hash). */
 /** A row as the service message: the contract's fields (never the password hash). */
-export const toUser = (row: UserRow): User => rowToMessage<User>(UserContract, row);
+export const toUser: (row: UserRow) => User = rowToMessage<User>(UserContract);
 
 /** SQL over auth.users. */
 export class UserStore {

@@ -1,7 +1,6 @@
 import type { Subscription } from "../platform/durable-consumer.js";
 import type { Logger } from "../platform/logger.js";
-import { exponentialBackoff } from "../platform/retry.js";
-import type { JobDelivery, RunResult } from "./runner.js";
+import { ATTEMPT_BACKOFF, type JobDelivery, type RunResult } from "./runner.js";
 
 export interface ExportQueueOptions {
   /** The stored subject of export.created in every workspace. */
@@ -9,8 +8,6 @@ export interface ExportQueueOptions {
   ackWaitMs: number;
   /** Jobs this replica runs at once. */
   concurrency: number;
-  /** How long one pull waits for a job; also bounds how long close() waits for an idle loop. */
-  pullExpiresMs?: number;
 }
 
 /** Runs one job for one delivery. */
@@ -40,8 +37,8 @@ export function exportQueue(options: ExportQueueOptions, runJob: RunJob, log: Lo
     maxAckPending: 10_000,
     concurrency: options.concurrency,
     batch: 1,
-    retry: exponentialBackoff(1_000, 30_000),
-    ...(options.pullExpiresMs === undefined ? {} : { pullExpiresMs: options.pullExpiresMs }),
+    // A job the runner could not even settle is tried again like a failed attempt.
+    retry: ATTEMPT_BACKOFF,
     handle: async (event, delivery) => {
       if (!event.workspace_id || !event.aggregate_id) {
         log.error({ event_id: event.id }, "export job without workspace or id dropped");

@@ -12,7 +12,7 @@ import { exponentialBackoff } from "../platform/retry.js";
 import { toExportJob, type Claim, type ExportStore, type JobRow } from "./store.js";
 
 /** A failed attempt is tried again after this (retry.ts): 1 s, doubling, at most 30 s. */
-const ATTEMPT_BACKOFF = exponentialBackoff(1_000, 30_000);
+export const ATTEMPT_BACKOFF = exponentialBackoff(1_000, 30_000);
 
 export interface ExportRunnerOptions {
   /** This worker's name in claims (unique per process). */

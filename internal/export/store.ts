@@ -49,10 +49,12 @@ export interface Claim {
 /** How an attempt ended, as recorded in export.runs. */
 export type RunOutcome = "completed" | "failed" | "retry" | "released" | "lost";
 
+const jobMessage = rowToMessage<ExportJob>(ExportJobContract);
+
 /** A row as the service message: the contract's fields; only a failed job shows its error. */
 export function toExportJob(row: JobRow): ExportJob {
   return {
-    ...rowToMessage<ExportJob>(ExportJobContract, row),
+    ...jobMessage(row),
     row_count: Number(row.row_count),
     error: row.status === "failed" ? (row.error ?? "export failed") : undefined,
   };

@@ -3,7 +3,7 @@ import { z } from "zod";
 import "../../api/contracts/system.js"; // the Error body every route may answer
 import { DEFAULT_PAGE_SIZE } from "../../api/contracts/fields.js";
 import { errorCatalogue } from "../platform/errors.js";
-import type { Route } from "./router.js";
+import { pathParameters, type Route } from "./router.js";
 
 /**
  * The OpenAPI 3.1 document, generated: the paths from the gateway's route
@@ -15,10 +15,10 @@ import type { Route } from "./router.js";
  */
 export function openApiDocument(base: Record<string, unknown>, routes: readonly Route[]): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  const pathParameters = new Set<string>();
+  const parameterNames = new Set<string>();
   for (const route of routes) {
-    const names = [...route.path.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]!);
-    names.forEach((name) => pathParameters.add(name));
+    const names = pathParameters(route.path);
+    names.forEach((name) => parameterNames.add(name));
     const item = (paths[route.path] ??= names.length > 0 ? { parameters: names.map((name) => ref("parameters", parameterName(name))) } : {});
     item[route.method] = operation(route, names.length > 0);
   }
@@ -29,7 +29,7 @@ export function openApiDocument(base: Record<string, unknown>, routes: readonly 
     components: {
       ...(baseComponents as Record<string, unknown>),
       parameters: Object.fromEntries(
-        [...pathParameters].sort().map((name) => [
+        [...parameterNames].sort().map((name) => [
           parameterName(name),
           { name, in: "path", required: true, schema: { type: "string", ...(name.endsWith("_id") ? { format: "uuid" } : {}) } },
         ]),

@@ -51,7 +51,7 @@ export interface RouteDoc {
   tag: string;
   /** The answer on success: its status, description and body (a contract schema, or a content type for files). */
   ok: { status: number; description: string; schema?: z.ZodType; contentType?: string };
-  /** Error statuses beyond what the route's shape implies (400, 401, 403 admin, 404 path, 413/415 body, 503). */
+  /** Error statuses beyond what the route's shape implies (400 for input, 401/403/503 when authenticated, 404 for a path id, 413/415 for a body). */
   errors?: number[];
 }
 
@@ -66,6 +66,11 @@ export interface Route<A extends RouteAuth = RouteAuth, B = unknown, Q = unknown
   query?: z.ZodType<Q>;
   doc: RouteDoc;
   handle(ctx: RouteContext<A, B, Q>): Promise<Reply>;
+}
+
+/** The names of a route path's parameters, in order: `/tasks/{task_id}` → `["task_id"]`. */
+export function pathParameters(path: string): string[] {
+  return [...path.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]!);
 }
 
 /** Declares a route with its types inferred. */
@@ -122,7 +127,7 @@ export class Router {
   /** Registers every route, and a JSON 404 for anything else. */
   mount(app: TemplatedApp): void {
     for (const r of this.routes) {
-      const names = [...r.path.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]!);
+      const names = pathParameters(r.path);
       const compiled: CompiledRoute = {
         route: r,
         params: names.map((name) => ({ name, schema: name.endsWith("_id") ? field.id(name) : undefined })),

@@ -163,7 +163,7 @@ export class Platform implements Runtime {
   async consume(subscription: Subscription): Promise<DurableConsumer> {
     const { js, jsm } = await this.nats();
     const { handle, ...options } = subscription;
-    const consumer = new DurableConsumer(js, jsm, { ...options, stream: this.config.NATS_STREAM }, (event, delivery) => handle(event, delivery), this.log);
+    const consumer = new DurableConsumer(js, jsm, { ...options, stream: this.config.NATS_STREAM }, handle, this.log);
     await consumer.start();
     this.onStop("consumers", options.durable, () => consumer.close());
     return consumer;

@@ -1,8 +1,6 @@
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "../../api/contracts/fields.js";
 import { badRequest } from "./errors.js";
 
-export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE };
-
 /** Positions are Postgres bigint values (and stream sequences, which are smaller). */
 const MAX_POSITION = 9_223_372_036_854_775_807n;
 

@@ -25,8 +25,6 @@ export interface DurableConsumerOptions {
   batch?: number;
   /** Delay before an event whose handling failed is delivered again, by attempt (from 0). */
   retry?: Backoff;
-  /** How long one pull waits for events (close() ends a waiting pull at once). */
-  pullExpiresMs?: number;
 }
 
 /** One delivery of an event, as far as a handler needs it. */
@@ -79,6 +77,8 @@ export class RetryLater extends Error {
   }
 }
 
+/** How long one pull waits for events (close() ends a waiting pull at once). */
+const PULL_EXPIRES_MS = 5_000;
 /** JetStream API error code: consumer not found. */
 const CONSUMER_NOT_FOUND = 10014;
 /** Reconnecting to a consumer that cannot be pulled (NATS down, consumer being recreated). */
@@ -168,7 +168,7 @@ export class DurableConsumer {
     for (let failures = 0; !signal.aborted; ) {
       try {
         consumer ??= await this.js.consumers.get(this.options.stream, this.options.durable);
-        const messages = await consumer.fetch({ max_messages: this.options.batch ?? 32, expires: this.options.pullExpiresMs ?? 5_000 });
+        const messages = await consumer.fetch({ max_messages: this.options.batch ?? 32, expires: PULL_EXPIRES_MS });
         // Closing ends an idle pull at once (what it already received is still handed back below).
         const stop = () => messages.stop();
         signal.addEventListener("abort", stop, { once: true });

@@ -152,21 +152,12 @@ export class TaskService {
 
   async listTasks(principal: Principal, input: ListTasksRequest): Promise<TaskList> {
     const { page, ...query } = input;
-    const { workspace_id, q, due_before, due_after, ...filters } = parseInput(listInput, query);
-    const limit = pageSize(input.page?.limit ?? 0);
-    const before = decodeCursor(input.page?.cursor ?? "");
+    const { workspace_id, q, ...filters } = parseInput(listInput, query);
+    const limit = pageSize(page?.limit ?? 0);
+    const before = decodeCursor(page?.cursor ?? "");
     await this.member(principal, workspace_id, "workspace");
-    const rows = await this.store.pageTasks(
-      workspace_id,
-      {
-        ...filters,
-        search: q === undefined ? undefined : prefixQuery(q),
-        due_before,
-        due_after,
-      },
-      before,
-      limit,
-    );
+    const search = q === undefined ? undefined : prefixQuery(q);
+    const rows = await this.store.pageTasks(workspace_id, { ...filters, search }, before, limit);
     const { items, next_cursor } = pageOf(rows, limit, (row) => row.seq);
     return { items: items.map(toTask), next_cursor };
   }

@@ -26,8 +26,8 @@ export type TaskFilters = Omit<z.output<typeof TaskFilter>, "q"> & {
 const TASK_COLUMNS = [...fieldsOf(TaskContract), "seq"];
 const COMMENT_COLUMNS = [...fieldsOf(CommentContract), "seq"];
 
-export const toTask = (row: NewTask | TaskRow): Task => rowToMessage<Task>(TaskContract, row);
-export const toComment = (row: CommentRow): Comment => rowToMessage<Comment>(CommentContract, row);
+export const toTask: (row: NewTask | TaskRow) => Task = rowToMessage<Task>(TaskContract);
+export const toComment: (row: CommentRow) => Comment = rowToMessage<Comment>(CommentContract);
 
 /**
  * The search text as a prefix query: each word (letters and digits only, so

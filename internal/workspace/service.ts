@@ -56,7 +56,7 @@ export class WorkspaceService {
   ) {}
 
   async create(principal: Principal, input: { name: string; description?: string | undefined }): Promise<Workspace> {
-    const caller = this.user(principal);
+    const caller = userOf(principal);
     const { name, description } = parseInput(createInput, input);
     const id = randomUUID();
     const row = await this.outbox.transaction(async (tx, emit) => {
@@ -69,7 +69,7 @@ export class WorkspaceService {
   }
 
   async list(principal: Principal, page: { limit: number; cursor: string }): Promise<WorkspaceList> {
-    const caller = this.user(principal);
+    const caller = userOf(principal);
     const limit = pageSize(page.limit);
     const rows = await this.store.pageForUser(caller.userId, decodeCursor(page.cursor), limit);
     const { items, next_cursor } = pageOf(rows, limit, (row) => row.member_seq);
@@ -94,7 +94,7 @@ export class WorkspaceService {
       emit({
         type: "workspace.updated",
         workspace_id,
-        user_id: this.user(principal).userId,
+        user_id: userOf(principal).userId,
         aggregate_id: workspace_id,
         data: eventData(toWorkspace(row, "")),
       });
@@ -107,12 +107,12 @@ export class WorkspaceService {
     await this.changingMembers(async (tx, emit) => {
       await this.requireRole(tx, principal, id, ["owner"]);
       await this.store.delete(tx, id);
-      emit({ type: "workspace.deleted", workspace_id: id, user_id: this.user(principal).userId, aggregate_id: id, data: { id } });
+      emit({ type: "workspace.deleted", workspace_id: id, user_id: userOf(principal).userId, aggregate_id: id, data: { id } });
     });
   }
 
   async addMember(principal: Principal, input: AddMemberRequest): Promise<Member> {
-    const caller = this.user(principal);
+    const caller = userOf(principal);
     const id = parseInput(workspaceId, input.workspace_id);
     const role = parseInput(GrantableRole, input.role);
     if (!input.who) throw badRequest("user_id or email is required");
@@ -158,7 +158,7 @@ export class WorkspaceService {
       emit({
         type: "member.role_changed",
         workspace_id,
-        user_id: this.user(principal).userId,
+        user_id: userOf(principal).userId,
         aggregate_id: user_id,
         data: eventData(member),
       });
@@ -167,7 +167,7 @@ export class WorkspaceService {
   }
 
   async removeMember(principal: Principal, input: { workspace_id: string; user_id: string }): Promise<void> {
-    const caller = this.user(principal);
+    const caller = userOf(principal);
     const { workspace_id, user_id } = parseInput(memberRef, input);
     await this.changingMembers(async (tx, emit) => {
       const leaving = caller.userId === user_id;
@@ -246,22 +246,18 @@ export class WorkspaceService {
     return result;
   }
 
-  private user(principal: Principal) {
-    return userOf(principal);
-  }
-
   /** The caller's role, read here (the workspace service keeps memberships), checked by tenancy.ts. */
-  private async roleOf(principal: Principal, id: string, tx?: TransactionSql): Promise<WorkspaceRole> {
-    return checkRole((await this.store.membership(id, this.user(principal).userId, tx))?.role, "workspace");
+  private async roleOf(principal: Principal, id: string, tx?: TransactionSql, allowed?: readonly WorkspaceRole[]): Promise<WorkspaceRole> {
+    return checkRole((await this.store.membership(id, userOf(principal).userId, tx))?.role, "workspace", allowed);
   }
 
-  private async requireRole(tx: TransactionSql, principal: Principal, id: string, allowed: readonly WorkspaceRole[]) {
-    return checkRole((await this.store.membership(id, this.user(principal).userId, tx))?.role, "workspace", allowed);
+  private requireRole(tx: TransactionSql, principal: Principal, id: string, allowed: readonly WorkspaceRole[]): Promise<WorkspaceRole> {
+    return this.roleOf(principal, id, tx, allowed);
   }
 
   private async profiles(userIds: string[], principal: Principal): Promise<Map<string, User>> {
     if (userIds.length === 0) return new Map();
-    const users = await this.directory.lookup({ user_ids: userIds }, { token: this.user(principal).token });
+    const users = await this.directory.lookup({ user_ids: userIds }, { token: userOf(principal).token });
     return new Map(users.map((u) => [u.id, u]));
   }
 }

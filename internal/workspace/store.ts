@@ -21,14 +21,17 @@ export interface MembershipRow {
   joined_at: Date;
 }
 
+const workspaceMessage = rowToMessage<Workspace>(WorkspaceContract);
+const memberMessage = rowToMessage<Member>(MemberContract);
+
 /** A row as the service message, with the caller's role ("" in event data, which every member gets). */
 export function toWorkspace(row: WorkspaceRow, role: WorkspaceRole | ""): Workspace {
-  return rowToMessage<Workspace>(WorkspaceContract, { ...row, role });
+  return workspaceMessage({ ...row, role });
 }
 
 /** A membership row as the service message, with the user's name and e-mail from the auth service. */
 export function toMember(row: MembershipRow, profile: { name: string; email: string } | undefined): Member {
-  return rowToMessage<Member>(MemberContract, { ...row, name: profile?.name ?? "", email: profile?.email ?? "" });
+  return memberMessage({ ...row, name: profile?.name ?? "", email: profile?.email ?? "" });
 }
 
 /** SQL over workspace.workspaces and workspace.members. */

@@ -25,10 +25,15 @@ export type OpenFeed = (
   beforeRestart: () => Promise<void>,
 ) => Feed;
 
+/** Feeds on JetStream, with these settings. */
+export function openRoomFeed(deps: RoomFeedDeps): OpenFeed {
+  return (...args) => new RoomFeed(deps, ...args);
+}
+
 export interface RoomDeps {
   app: Pick<TemplatedApp, "publish" | "numSubscribers">;
-  /** The JetStream feed's settings, or how to open a feed (tests). */
-  feed: RoomFeedDeps | OpenFeed;
+  /** Opens the room's feed: a RoomFeed on JetStream (openRoomFeed), a fake in the unit tests. */
+  feed: OpenFeed;
   reader: Pick<StreamReader, "lastSeq" | "firstSeq" | "state" | "read">;
   subjects: Subjects;
   metrics: RealtimeMetrics;
@@ -160,9 +165,7 @@ export class Room {
   private async startFeed(after: number): Promise<number> {
     this.feed?.close();
     this.history = new RoomHistory(this.deps.history, after);
-    const feedDeps = this.deps.feed;
-    const open: OpenFeed = typeof feedDeps === "function" ? feedDeps : (...args) => new RoomFeed(feedDeps, ...args);
-    this.feed = open(
+    this.feed = this.deps.feed(
       this.filter,
       after,
       (event) => this.deliver(event),

@@ -8,6 +8,7 @@ import type { Memberships } from "../../platform/memberships.js";
 import type { AccessTokenVerifier } from "../../platform/access-tokens.js";
 import type { GatewayConfig } from "../config.js";
 import { RoomHub } from "./hub.js";
+import { openRoomFeed } from "./rooms.js";
 import { RealtimeMetrics } from "./metrics.js";
 import { Presence } from "./presence.js";
 import { EventPublisher } from "./publisher.js";
@@ -39,7 +40,7 @@ export async function setUpRealtime(platform: Platform, config: GatewayConfig, a
   const hub = new RoomHub(
     {
       app,
-      feed: { nc, jsm, stream: config.NATS_STREAM, log, heartbeatMs: config.WS_FEED_HEARTBEAT_MS },
+      feed: openRoomFeed({ nc, jsm, stream: config.NATS_STREAM, log, heartbeatMs: config.WS_FEED_HEARTBEAT_MS }),
       reader,
       subjects,
       metrics,

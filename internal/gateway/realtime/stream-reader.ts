@@ -100,11 +100,13 @@ export class StreamReader {
           // expired under load): the consumer counts those as delivered, so "none pending" alone
           // would end the read before them.
           const info = await consumer.info(false);
-          if (info.delivered.consumer_seq >= expected) lost = true;
-          else if (info.num_pending === 0) return;
-          else if (received > 0) empty = 0;
-          else if (++empty >= this.maxEmptyFetches) {
-            throw new ReadStalled(`JetStream holds ${info.num_pending} more messages of ${filter} but delivered none in ${empty} fetches`);
+          lost = info.delivered.consumer_seq >= expected;
+          if (!lost) {
+            if (info.num_pending === 0) return;
+            empty = received > 0 ? 0 : empty + 1;
+            if (empty >= this.maxEmptyFetches) {
+              throw new ReadStalled(`JetStream holds ${info.num_pending} more messages of ${filter} but delivered none in ${empty} fetches`);
+            }
           }
         } else if (!lost) {
           empty = 0;

@@ -1,5 +1,6 @@
 import type { JetStreamManager } from "nats";
-import { decodeCursor, encodeCursor, DEFAULT_PAGE_SIZE } from "../../platform/cursor.js";
+import { DEFAULT_PAGE_SIZE } from "../../../api/contracts/fields.js";
+import { decodeCursor, encodeCursor } from "../../platform/cursor.js";
 import { decodeEvent, type Subjects } from "../../platform/events.js";
 import { badRequest } from "../../platform/errors.js";
 import { requireRole } from "../membership.js";

@@ -23,6 +23,8 @@ interface BaseContext<B, Q> {
   log: Logger;
   ip: string;
   params: Record<string, string>;
+  /** The request headers the route declared (lower-case names; "" when absent). */
+  headers: Record<string, string>;
   query: Q;
   body: B;
   /** Aborted when the client goes away. */
@@ -64,6 +66,8 @@ export interface Route<A extends RouteAuth = RouteAuth, B = unknown, Q = unknown
   body?: z.ZodType<B>;
   /** The query's contract: an object schema; a parameter given more than once arrives as an array. */
   query?: z.ZodType<Q>;
+  /** Request headers the handler reads (lower case), beyond what the router reads itself. */
+  headers?: string[];
   doc: RouteDoc;
   handle(ctx: RouteContext<A, B, Q>): Promise<Reply>;
 }
@@ -156,6 +160,8 @@ export class Router {
     // uWS reuses `req` after this function returns: copy what we need now.
     const params: Record<string, string> = {};
     compiled.params.forEach((param, i) => (params[param.name] = req.getParameter(i) ?? ""));
+    const headers: Record<string, string> = {};
+    for (const name of r.headers ?? []) headers[name] = req.getHeader(name);
     const query = req.getQuery() ?? "";
     const authorization = req.getHeader("authorization");
     const contentType = req.getHeader("content-type");
@@ -190,6 +196,7 @@ export class Router {
         },
         ip,
         params,
+        headers,
         query: parsedQuery,
         body: parsedBody,
         caller,

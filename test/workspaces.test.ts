@@ -163,6 +163,14 @@ describe("members", () => {
     expect(members.body.items).toHaveLength(4);
   });
 
+  test("members: a plain member cannot learn whether an address has an account: known and unknown addresses both answer 403, alike", async () => {
+    const c = await cast();
+    const known = await c.member.api.post(`/workspaces/${c.workspaceId}/members`, { email: c.newcomer.email, role: "member" });
+    const unknown = await c.member.api.post(`/workspaces/${c.workspaceId}/members`, { email: "nobody-here@example.com", role: "member" });
+    expect([known.status, unknown.status]).toEqual([403, 403]);
+    expect(known.body).toEqual(unknown.body);
+  });
+
   test("members: a removed member loses access at once", async () => {
     const c = await cast();
     expect((await c.owner.api.delete(`/workspaces/${c.workspaceId}/members/${c.member.id}`)).status).toBe(204);

@@ -22,7 +22,7 @@ import { GrantableRole } from "../../api/contracts/member.js";
 import { userFields } from "../../api/contracts/user.js";
 import { CreateWorkspace, UpdateWorkspace, type WorkspaceRole } from "../../api/contracts/workspace.js";
 import { parseInput } from "../platform/validate.js";
-import { checkRole, userOf } from "../platform/tenancy.js";
+import { checkRole, MANAGERS, userOf } from "../platform/tenancy.js";
 import { toMember, toWorkspace, type WorkspaceStore } from "./store.js";
 
 /** Resolves users through the auth service. */
@@ -116,8 +116,9 @@ export class WorkspaceService {
     const id = parseInput(workspaceId, input.workspace_id);
     const role = parseInput(GrantableRole, input.role);
     if (!input.who) throw badRequest("user_id or email is required");
-    // Check membership before looking anyone up, so non-members learn nothing.
-    await this.roleOf(principal, id);
+    // Check the caller's permission before looking anyone up: neither a non-member nor a
+    // plain member learns whether an address has an account (404 or 403 for everyone alike).
+    await this.roleOf(principal, id, undefined, MANAGERS);
     const who =
       input.who.$case === "user_id"
         ? { user_ids: [parseInput(userId, input.who.value)] }

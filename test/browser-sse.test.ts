@@ -31,6 +31,14 @@ afterAll(async () => {
   await mesh?.stop();
 });
 
+/** What the test reads and writes in the page (its code runs in Chromium; the test has no DOM types). */
+interface PageSide {
+  __seen: Seen[];
+  __errors: number;
+  __source?: { close(): void; addEventListener(type: string, listener: (event: { data: string; lastEventId: string }) => void): void };
+  EventSource: new (url: string) => NonNullable<PageSide["__source"]>;
+}
+
 interface Seen {
   type: string;
   lastEventId: string;
@@ -42,16 +50,13 @@ async function openEventSource(query = ""): Promise<void> {
   const { ticket } = (await owner.api.post("/realtime/tickets", { workspace_id: workspaceId })).body;
   await page.evaluate(
     ({ path, types }) => {
-      const w = window as unknown as { __seen: unknown[]; __source?: EventSource; __errors: number };
+      const w = globalThis as unknown as PageSide;
       w.__seen = [];
       w.__errors = 0;
       w.__source?.close();
-      const source = new EventSource(path);
+      const source = new w.EventSource(path);
       for (const type of types) {
-        source.addEventListener(type, (event) => {
-          const message = event as MessageEvent<string>;
-          w.__seen.push({ type, lastEventId: message.lastEventId, data: JSON.parse(message.data) });
-        });
+        source.addEventListener(type, (message) => w.__seen.push({ type, lastEventId: message.lastEventId, data: JSON.parse(message.data) }));
       }
       source.addEventListener("error", () => w.__errors++);
       w.__source = source;
@@ -60,7 +65,7 @@ async function openEventSource(query = ""): Promise<void> {
   );
 }
 
-const seen = () => page.evaluate(() => (window as unknown as { __seen: Seen[] }).__seen);
+const seen = () => page.evaluate(() => (globalThis as unknown as PageSide).__seen);
 
 test("browser sse: Chromium's EventSource gets `connected`, then each event with its seq as lastEventId, in order", async () => {
   await openEventSource();
@@ -80,7 +85,7 @@ test("browser sse: a new EventSource with since resumes with every event it miss
   const before = await seen();
   const last = before.at(-1)!.data.seq!;
   const epoch = (before[0]!.data as { epoch?: string }).epoch!;
-  await page.evaluate(() => (window as unknown as { __source: EventSource }).__source.close());
+  await page.evaluate(() => (globalThis as unknown as PageSide).__source!.close());
   for (let i = 0; i < 2; i++) expect((await owner.api.post(`/workspaces/${workspaceId}/tasks`, { title: `missed ${i}` })).status).toBe(201);
   await openEventSource(`&since=${last}&epoch=${encodeURIComponent(epoch)}`);
   await expect.poll(async () => (await seen()).filter((m) => m.type === "task.created").length, { timeout: 15_000 }).toBe(2);

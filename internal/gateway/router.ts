@@ -228,7 +228,11 @@ export class Router {
   }
 
   private async authenticate(auth: RouteAuth, header: string): Promise<Caller | undefined> {
-    if (auth === "public") return undefined;
+    if (auth === "public") {
+      // A public route may answer more to a known caller; a bad token is simply no caller.
+      const token = bearerToken(header);
+      return token ? this.deps.verify(token).then((claims) => ({ ...claims, token }), () => undefined) : undefined;
+    }
     const token = bearerToken(header);
     if (!token) throw unauthorized(header ? "malformed Authorization header" : "missing bearer token");
     const claims = await this.deps.verify(token);

@@ -211,6 +211,11 @@ describe("members", () => {
     await tap.waitFor("workspace.deleted of the owned workspace", (s) => s.event.type === "workspace.deleted" && s.event.workspace_id === own.body.id);
     const rows = await mesh.sql()`select count(*)::int as n from workspace.workspaces where id = ${own.body.id}`;
     expect(rows[0]!.n).toBe(0);
+    // The deleted user's access token is still unexpired; it creates nothing any more.
+    const orphan = await c.member.api.post("/workspaces", { name: "Orphan" });
+    expect(orphan.status).toBe(401);
+    const owned = await mesh.sql()`select count(*)::int as n from workspace.workspaces where owner_id = ${c.member.id}`;
+    expect(owned[0]!.n).toBe(0);
   });
 });
 

@@ -10,7 +10,7 @@ import type {
   WorkspaceList,
 } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
-import { AppError, badRequest, forbidden, notFound } from "../platform/errors.js";
+import { AppError, badRequest, forbidden, notFound, unauthorized } from "../platform/errors.js";
 import type { OutgoingCall } from "../platform/grpc-client.js";
 import type { Event, Subjects } from "../platform/events.js";
 import type { Subscription } from "../platform/durable-consumer.js";
@@ -58,6 +58,10 @@ export class WorkspaceService {
   async create(principal: Principal, input: { name: string; description?: string | undefined }): Promise<Workspace> {
     const caller = userOf(principal);
     const { name, description } = parseInput(createInput, input);
+    // A deleted account's access token stays valid until it expires: it must not create
+    // a workspace that nobody's deletion would ever clean up.
+    const [self] = await this.directory.lookup({ user_ids: [caller.userId] }, { token: caller.token });
+    if (!self) throw unauthorized("this account no longer exists");
     const id = randomUUID();
     const row = await this.outbox.transaction(async (tx, emit) => {
       const workspace = await this.store.insert(tx, { id, name, description, owner_id: caller.userId });

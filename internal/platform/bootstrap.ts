@@ -26,6 +26,7 @@ export interface PlatformConfig {
   LOG_LEVEL: string;
   SHUTDOWN_TIMEOUT_MS: number;
   INTERNAL_TOKEN: string;
+  LISTEN_HOST: string;
   NATS_URL: string;
   NATS_SUBJECT_ROOT: string;
   NATS_STREAM: string;
@@ -190,11 +191,11 @@ export class Platform implements Runtime {
     const ports: Record<string, unknown> = {};
     const grpcServer = this.grpcServer;
     if (grpcServer) {
-      ports["grpc_port"] = await grpcServer.listen(options.grpcPort ?? 0);
+      ports["grpc_port"] = await grpcServer.listen(options.grpcPort ?? 0, this.config.LISTEN_HOST);
       this.onStop("listeners", "grpc", () => grpcServer.close(this.config.SHUTDOWN_TIMEOUT_MS / 2));
     }
     const admin = new AdminServer(this.health, this.registry);
-    ports["admin_port"] = await admin.listen(this.config.ADMIN_PORT);
+    ports["admin_port"] = await admin.listen(this.config.ADMIN_PORT, this.config.LISTEN_HOST);
     this.shutdown.add("mark stopping", () => this.health.markStopping());
     for (const phase of PHASES) for (const step of this.steps.filter((s) => s.phase === phase)) this.shutdown.add(step.name, step.run);
     this.shutdown.add("admin", () => admin.close());

@@ -22,6 +22,10 @@ export const gatewayEnv = {
     .string()
     .default("")
     .refine((v) => originsOf(v).every((o) => /^https?:\/\/[^/\s]+$/.test(o)), "must be a comma-separated list of origins like https://app.example.com"),
+  /** Authenticated API requests a user may make a minute, across every replica (429 with Retry-After beyond). */
+  RATE_LIMIT_API_PER_USER: env.int(1_200, 1),
+  /** `custom.message` frames a user may send a minute over all their sockets. */
+  RATE_LIMIT_WS_MESSAGES_PER_USER: env.int(600, 1),
   /** Log every request (otherwise only failures). */
   ACCESS_LOG: env.bool(false),
   /** Client frames larger than this get an error frame (four times larger closes the socket). */

@@ -94,6 +94,8 @@ export interface RouterDeps {
   accessLog: boolean;
   /** Origins allowed cross-origin access (exact `scheme://host[:port]`); empty: none. */
   corsOrigins: ReadonlySet<string>;
+  /** Counts an authenticated request of the user; throws rate_limited beyond their limit. */
+  limitUser: (userId: string) => Promise<void>;
 }
 
 /** Request headers a cross-origin page may send, and response headers it may read. */
@@ -104,9 +106,9 @@ const decoder = new TextDecoder();
 
 /**
  * Serves a table of routes on a uWebSockets.js app. For each request, in this
- * order: path parameters (400), token (401, 403 for admin routes), JSON body
- * (415, 413, 400) and query (400) validation, then the handler; any failure
- * becomes the API's error body, never a stack trace.
+ * order: path parameters (400), token (401, 403 for admin routes), the user's
+ * rate limit (429), JSON body (415, 413, 400) and query (400) validation, then
+ * the handler; any failure becomes the API's error body, never a stack trace.
  */
 export class Router {
   readonly routes: Route[] = [];
@@ -213,6 +215,7 @@ export class Router {
     const run = async (): Promise<Reply> => {
       for (const param of compiled.params) if (param.schema) parseInput(param.schema, params[param.name]);
       const caller = await this.authenticate(r.auth, authorization);
+      if (caller && r.auth !== "public") await this.deps.limitUser(caller.userId);
       let parsedBody: unknown;
       if (r.body && body) {
         if (!/^application\/json\s*(;|$)/i.test(contentType)) {

@@ -67,6 +67,7 @@ export class Platform implements Runtime {
   readonly shutdown: Runtime["shutdown"];
   private readonly steps: { phase: Phase; name: string; run: () => unknown }[] = [];
   private natsParts: Promise<Nats> | undefined;
+  private redisConnection: Promise<Redis> | undefined;
   private verifier: AccessTokenVerifier | undefined;
   private grpcServer: GrpcServer | undefined;
 
@@ -113,11 +114,15 @@ export class Platform implements Runtime {
     return this.natsParts;
   }
 
-  async redis(): Promise<Redis> {
-    const redis = await connectRedis(required(this.config.REDIS_URL, "REDIS_URL"), this.config.REDIS_PREFIX ?? "tb:", this.log);
-    this.health.add("redis", () => pingRedis(redis));
-    this.onStop("databases", "redis", () => redis.quit());
-    return redis;
+  /** The process's Redis connection (one, however often asked). */
+  redis(): Promise<Redis> {
+    this.redisConnection ??= (async () => {
+      const redis = await connectRedis(required(this.config.REDIS_URL, "REDIS_URL"), this.config.REDIS_PREFIX ?? "tb:", this.log);
+      this.health.add("redis", () => pingRedis(redis));
+      this.onStop("databases", "redis", () => redis.quit());
+      return redis;
+    })();
+    return this.redisConnection;
   }
 
   /**

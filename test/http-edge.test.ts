@@ -194,6 +194,16 @@ describe("system", () => {
     expect(full.body).toEqual({ status: "ok", dependencies: { nats: "ok", redis: "ok", auth: "ok", workspace: "ok", task: "ok", export: "ok" } });
   });
 
+  test("system: every answer carries the security headers (JSON, errors, pages, files)", async () => {
+    for (const path of ["/workspaces", "/health", "/", "/openapi.yaml", "/no-such-route"]) {
+      const res = await user.api.get(path);
+      expect(res.headers.get("x-content-type-options"), path).toBe("nosniff");
+      expect(res.headers.get("referrer-policy"), path).toBe("no-referrer");
+      expect(res.headers.get("x-frame-options"), path).toBe("DENY");
+      expect(res.headers.get("strict-transport-security"), path).toMatch(/^max-age=\d+/);
+    }
+  });
+
   test("system: /openapi.yaml and /docs are served", async () => {
     const spec = await mesh.api.get("/openapi.yaml");
     expect(spec.status).toBe(200);

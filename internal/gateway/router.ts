@@ -102,6 +102,18 @@ export interface RouterDeps {
 const CORS_ALLOW_HEADERS = "authorization, content-type, x-request-id, last-event-id";
 const CORS_EXPOSE_HEADERS = "x-request-id, retry-after, content-disposition";
 
+/** Headers on every answer: no content sniffing, no referrer leaks, no framing, and HSTS once served over TLS. */
+const SECURITY_HEADERS: [string, string][] = [
+  ["x-content-type-options", "nosniff"],
+  ["referrer-policy", "no-referrer"],
+  ["x-frame-options", "DENY"],
+  ["strict-transport-security", "max-age=31536000"],
+];
+
+function writeSecurityHeaders(res: HttpResponse): void {
+  for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
+}
+
 const decoder = new TextDecoder();
 
 /**
@@ -320,15 +332,14 @@ export class Router {
     res.cork(() => {
       res.writeStatus(statusLine(reply.status));
       if (requestId) res.writeHeader("x-request-id", requestId);
+      writeSecurityHeaders(res);
       for (const [name, value] of Object.entries(reply.headers ?? {})) res.writeHeader(name, value);
       if ("json" in reply) {
         res.writeHeader("content-type", "application/json; charset=utf-8");
         res.writeHeader("cache-control", "no-store");
-        res.writeHeader("x-content-type-options", "nosniff");
         res.end(JSON.stringify(reply.json));
       } else if ("raw" in reply) {
         res.writeHeader("content-type", reply.contentType);
-        res.writeHeader("x-content-type-options", "nosniff");
         res.end(reply.raw);
       } else {
         res.endWithoutBody();
@@ -419,7 +430,7 @@ async function streamReply(
     res.writeStatus(statusLine(reply.status));
     res.writeHeader("x-request-id", requestId);
     res.writeHeader("content-type", reply.contentType);
-    res.writeHeader("x-content-type-options", "nosniff");
+    writeSecurityHeaders(res);
     for (const [name, value] of Object.entries(reply.headers ?? {})) res.writeHeader(name, value);
   });
   let writable: (() => void) | undefined;

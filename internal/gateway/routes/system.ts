@@ -8,7 +8,6 @@ const html = "text/html; charset=utf-8";
 const pageSecurity = {
   "content-security-policy":
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
-  "x-frame-options": "DENY",
 };
 
 export function systemRoutes(health: Health, files: StaticFiles): Route[] {

@@ -160,7 +160,7 @@ test("browser: each user logs in through the page, picks the shared workspace an
     await session.page.getByTestId("presence-item").filter({ hasText: "Ann" }).waitFor({ timeout: UI_TIMEOUT });
     await session.page.getByTestId("presence-item").filter({ hasText: "Bob" }).waitFor({ timeout: UI_TIMEOUT });
     expect(session.sockets).toHaveLength(1);
-    expect(session.sockets[0]).toContain(`/ws/${workspaceId}?token=`);
+    expect(session.sockets[0]).toContain(`/ws/${workspaceId}?ticket=`);
     expect(session.sockets[0]).not.toContain("since=");
   }
   // The tokens live in sessionStorage too (for a reload of the tab).
@@ -353,7 +353,7 @@ test("browser: a link to a workspace (as in notification e-mails) opens it and j
     await linked.page.getByTestId("login-button").click();
     await waitConnected(linked);
     expect(await linked.page.getByTestId("workspace-select").inputValue()).toBe(workspaceId);
-    expect(linked.sockets[0]).toContain(`/ws/${workspaceId}?token=`);
+    expect(linked.sockets[0]).toContain(`/ws/${workspaceId}?ticket=`);
     expect(linked.problems).toEqual([]);
   } finally {
     await linked.context.close();

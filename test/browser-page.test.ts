@@ -124,7 +124,11 @@ test("page: a reload keeps the position (seq and epoch), resumes with them and s
   await byTestId(page, "recovery-state", '[data-recovered="fresh"]').waitFor({ timeout: UI_TIMEOUT });
   const seq = await taskSeenLive(ann, ann.user, `Before the reload ${Date.now()}`);
   await expect.poll(async () => (await storedPosition(ann))?.seq, { timeout: UI_TIMEOUT }).toBeGreaterThanOrEqual(seq);
+  // Disconnected first, so that no later event (a mail's notification.sent, say) moves the position on.
+  await ann.page.getByTestId("disconnect-button").click();
+  await byTestId(page, "connection-state", '[data-state="idle"]').waitFor({ timeout: UI_TIMEOUT });
   const before = (await storedPosition(ann))!;
+  expect(before.seq).toBeGreaterThanOrEqual(seq);
   expect(before.epoch).toEqual(expect.any(String));
   expect(before.epoch.length).toBeGreaterThan(0);
 
@@ -165,6 +169,9 @@ test("page: a position the server cannot resume (from the future, or of another 
   const page = ann.page;
   for (const variant of ["future seq", "foreign epoch"] as const) {
     await waitConnected(ann);
+    // Disconnected first, so that no event arriving meanwhile overwrites the edited position.
+    await page.getByTestId("disconnect-button").click();
+    await byTestId(page, "connection-state", '[data-state="idle"]').waitFor({ timeout: UI_TIMEOUT });
     const position = (await storedPosition(ann))!;
     const edited = variant === "future seq" ? { seq: 999_999_999, epoch: position.epoch } : { seq: position.seq, epoch: "some-other-history" };
     await page.evaluate(`sessionStorage.setItem('taskboard.position.${workspaceId}', ${JSON.stringify(JSON.stringify(edited))})`);

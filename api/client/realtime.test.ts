@@ -213,6 +213,28 @@ describe("realtime subscription", () => {
     expect(() => sub.send({ a: 1 })).toThrow(/SSE/);
   });
 
+  test("realtime: an API that does not answer (a restarting gateway) is retried with backoff and does not count toward the SSE fallback", async () => {
+    const api = fakeApi();
+    let down = 3;
+    const flaky: typeof globalThis.fetch = async (input, init) => {
+      if (down > 0) {
+        down--;
+        throw new TypeError("fetch failed");
+      }
+      return api.fetch(input, init);
+    };
+    const client = new TaskboardClient({ baseUrl: "http://gw.test", fetch: flaky, tokens: { access_token: jwt(900) }, WebSocket: FakeSocket });
+    const sub = client.realtime("w1", { backoff: fast });
+    subscriptions.push(sub);
+    const statuses: RealtimeStatus[] = [];
+    sub.on("status", (s) => statuses.push(s));
+    const first = await socket(0);
+    expect(sub.transport).toBe("websocket");
+    expect(statuses.filter((s) => s.state === "reconnecting").map((s) => s.error?.name)).toEqual(["TaskboardError", "TaskboardError", "TaskboardError"]);
+    first.open({ seq: 1, epoch: "E" });
+    expect(statuses.at(-1)).toMatchObject({ state: "open", attempt: 3 });
+  });
+
   test("realtime: a socket that opened and closed is not a failure to open (no fallback)", async () => {
     const api = fakeApi();
     const { sub } = subscribe(api);

@@ -206,8 +206,12 @@ export class RealtimeSubscription {
       while (!this.stopped) {
         this.status({ state: "connecting", transport: this.current, attempt: this.attempt });
         let ended: Ended;
+        // Only a socket that will not open while the API answers says "no WebSocket here"; an API that does
+        // not answer (a restarting gateway) says nothing about the transport.
+        let ticketed = false;
         try {
           const ticket = await this.ticket();
+          ticketed = true;
           if (this.stopped) return;
           ended = this.current === "websocket" ? await this.openWebSocket(ticket) : await this.openStream(ticket);
         } catch (error) {
@@ -237,7 +241,7 @@ export class RealtimeSubscription {
               this.emit("error", asError(error)); // a transient failure: the next ticket request tries again
             }
           }
-        } else if (this.current === "websocket" && this.choice === "auto" && ++failuresToOpen >= 2) {
+        } else if (ticketed && this.current === "websocket" && this.choice === "auto" && ++failuresToOpen >= 2) {
           this.current = "sse";
           failuresToOpen = 0;
         }

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { chromium, type Browser, type Page } from "playwright-core";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { freePort } from "../internal/devenv/ports.js";
@@ -301,5 +302,79 @@ describe("client SDK: realtime", () => {
     record(sub);
     const end = await sub.closed;
     expect(end.error).toMatchObject({ name: "TaskboardError", status: 404 });
+  }, 60_000);
+});
+
+describe("client SDK: in a browser", () => {
+  let browser: Browser | undefined;
+  let page: Page;
+
+  beforeAll(async () => {
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+    });
+    page = await browser.newPage();
+    // The compiled SDK, unmodified, served as ES modules on the gateway's origin (a relative baseUrl then works).
+    const dist = new URL("../dist/api/client/", import.meta.url);
+    await page.route("**/sdk/*.js", (route) =>
+      route.fulfill({ contentType: "text/javascript", body: readFileSync(new URL(new URL(route.request().url()).pathname.split("/").pop()!, dist), "utf8") }),
+    );
+    await page.goto(`${baseUrl}/health`);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  /** Runs `body` (JavaScript with `sdk`, `email`, `password` in scope) in the page; vitest would rewrite a function's import(). */
+  function inPage<T>(body: string, email: string): Promise<T> {
+    const script = `(async () => { const sdk = await import("/sdk/index.js"); const email = ${JSON.stringify(email)}; const password = ${JSON.stringify(PASSWORD)}; ${body} })()`;
+    return page.evaluate(script) as Promise<T>;
+  }
+
+  test("sdk browser: the compiled SDK runs as ES modules with a relative baseUrl: login, tasks, label filter, errors", async () => {
+    const result = await inPage<{ titles: string[]; error: unknown }>(
+      `
+      const client = new sdk.TaskboardClient({ baseUrl: "" });
+      await client.register({ name: "Browser", email, password });
+      await client.login({ email, password });
+      const ws = await client.createWorkspace({ name: "In the browser" });
+      await client.createTask(ws.id, { title: "both", labels: ["x", "y"] });
+      await client.createTask(ws.id, { title: "one", labels: ["x"] });
+      const both = await client.listTasks(ws.id, { label: ["x", "y"] });
+      let error;
+      try {
+        await client.getTask("00000000-0000-4000-8000-000000000000");
+      } catch (e) {
+        error = { name: e.name, status: e.status, code: e.code };
+      }
+      return { titles: both.items.map((t) => t.title), error };`,
+      `browser.${process.pid}.${Date.now()}@example.com`,
+    );
+    expect(result.titles).toEqual(["both"]);
+    expect(result.error).toEqual({ name: "TaskboardError", status: 404, code: "not_found" });
+  }, 60_000);
+
+  test("sdk browser: realtime over the browser's own WebSocket: connected, then a task.created event", async () => {
+    const result = await inPage<{ outcome: string; transport: string }>(
+      `
+      const client = new sdk.TaskboardClient({ baseUrl: "" });
+      await client.register({ name: "Browser", email, password });
+      await client.login({ email, password });
+      const ws = await client.createWorkspace({ name: "Live in the browser" });
+      const sub = client.realtime(ws.id);
+      const outcome = await new Promise((resolve) => {
+        sub.on("task.created", (e) => resolve("event " + e.data.title + " " + typeof e.seq));
+        sub.on("connected", () => void client.createTask(ws.id, { title: "seen live" }));
+        void sub.closed.then((end) => resolve("ended: " + end.reason));
+        setTimeout(() => resolve("timed out"), 20000);
+      });
+      const transport = sub.transport;
+      await sub.close();
+      return { outcome, transport };`,
+      `browser.rt.${process.pid}.${Date.now()}@example.com`,
+    );
+    expect(result).toEqual({ outcome: "event seen live number", transport: "websocket" });
   }, 60_000);
 });

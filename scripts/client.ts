@@ -53,9 +53,16 @@ export function renderClientOperations(routes: readonly Route[], index: SchemaIn
   const used = new Set<string>();
   const ref = (schema: z.ZodType, what: string) => {
     const name = index.get(schema);
-    if (!name) throw new Error(`${what}: the schema is not an export of api/contracts (export it to give the SDK a type)`);
+    if (!name) return undefined;
     used.add(name.split(".")[0]!);
     return name;
+  };
+  /** A schema's type, or a loose one (and a note in the file) for a schema defined outside api/contracts. */
+  const typeOf = (io: "input" | "output", schema: z.ZodType, what: string, loose: string) => {
+    const name = ref(schema, what);
+    if (name) return `z.${io}<typeof ${name}>`;
+    console.warn(`client: ${what}: the schema is not an export of api/contracts; typed loosely (${loose})`);
+    return `${loose} /* ${what}: not an export of api/contracts */`;
   };
   const seen = new Set<string>();
   const table: string[] = [];
@@ -68,11 +75,11 @@ export function renderClientOperations(routes: readonly Route[], index: SchemaIn
     const where = `${route.method.toUpperCase()} ${route.path}`;
     const params = pathParameters(route.path);
     const answer = answerOf(route);
-    const body = route.body ? `z.input<typeof ${ref(route.body, `${where} body`)}>` : "undefined";
-    const query = route.query ? `QueryInput<z.input<typeof ${ref(route.query, `${where} query`)}>>` : "undefined";
+    const body = route.body ? typeOf("input", route.body, `${where} body`, "Record<string, unknown>") : "undefined";
+    const query = route.query ? `QueryInput<${typeOf("input", route.query, `${where} query`, "Record<string, unknown>")}>` : "undefined";
     const result =
       answer === "json"
-        ? `z.output<typeof ${ref(route.doc.ok.schema!, `${where} answer`)}>`
+        ? typeOf("output", route.doc.ok.schema!, `${where} answer`, "unknown")
         : { none: "void", text: "string", blob: "Blob", stream: "ReadableStream<Uint8Array>" }[answer];
     table.push(
       `  ${operationId}: { method: "${route.method.toUpperCase()}", path: "${route.path}", auth: "${route.auth}", params: [${params

@@ -266,6 +266,27 @@ describe("realtime subscription", () => {
     expect(FakeSocket.all).toHaveLength(1);
   });
 
+  test("realtime: close() while the ticket request is in flight aborts it and never connects", async () => {
+    let aborted = false;
+    const hanging: typeof globalThis.fetch = (_input, init) =>
+      new Promise((_resolve, reject) => {
+        init?.signal?.addEventListener("abort", () => {
+          aborted = true;
+          reject(new DOMException("aborted", "AbortError"));
+        });
+      });
+    const client = new TaskboardClient({ baseUrl: "http://gw.test", fetch: hanging, tokens: { access_token: jwt(900) }, WebSocket: FakeSocket });
+    const sub = client.realtime("w1");
+    const statuses: RealtimeStatus[] = [];
+    sub.on("status", (s) => statuses.push(s));
+    await waitFor("the ticket request", () => statuses.length > 0);
+    expect(await sub.close()).toEqual({ code: 1000, reason: "closed by the application" });
+    expect(aborted).toBe(true);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(FakeSocket.all).toEqual([]);
+    expect(statuses.map((s) => s.state)).toEqual(["connecting", "closed"]);
+  });
+
   test("realtime: a refused ticket (not a member) stops with the TaskboardError", async () => {
     const api = fakeApi();
     const fetch404: typeof globalThis.fetch = async () => Response.json({ error: { code: "not_found", message: "workspace not found" } }, { status: 404 });

@@ -144,6 +144,8 @@ export class RealtimeSubscription {
   private stream: AbortController | undefined;
   private authTimer: ReturnType<typeof setTimeout> | undefined;
   private wake: (() => void) | undefined;
+  /** Aborted by close(): cancels a ticket request in flight. */
+  private readonly lifetime = new AbortController();
   private resolveClosed!: (end: RealtimeEnd) => void;
 
   constructor(
@@ -267,7 +269,7 @@ export class RealtimeSubscription {
 
   /** A fresh single-use ticket for the next connect (API.md: 30 s, bound to the user and the workspace). */
   private async ticket(): Promise<string> {
-    const response = await this.host.request("POST", "/realtime/tickets", { body: { workspace_id: this.workspaceId } });
+    const response = await this.host.request("POST", "/realtime/tickets", { body: { workspace_id: this.workspaceId }, signal: this.lifetime.signal });
     const body = (await response.json()) as { ticket?: unknown };
     if (typeof body.ticket !== "string") throw new TaskboardError("the ticket answer has no ticket", { status: response.status, code: "invalid_response" });
     return body.ticket;
@@ -436,6 +438,7 @@ export class RealtimeSubscription {
       }
     }
     this.stream?.abort();
+    this.lifetime.abort();
     this.wake?.();
     this.status({
       state: "closed",

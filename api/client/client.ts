@@ -8,7 +8,7 @@ import {
   type OperationResult,
 } from "./operations.gen.js";
 import { RealtimeSubscription, type RealtimeHost, type RealtimeOptions, type WebSocketConstructor } from "./realtime.js";
-import { refreshDueAt, type Tokens } from "./tokens.js";
+import { refreshDueAt, tokenTimes, type Tokens } from "./tokens.js";
 import { expandPath, joinUrl, queryString } from "./url.js";
 
 export interface TaskboardClientOptions {
@@ -146,8 +146,17 @@ export class TaskboardClient extends Operations implements RealtimeHost {
     const tokens = this.current;
     if (!tokens) return undefined;
     const due = refreshDueAt(tokens.access_token, this.refreshLeadSeconds);
-    if (due !== undefined && Date.now() >= due && tokens.refresh_token) return (await this.refresh()).access_token;
-    return tokens.access_token;
+    if (due === undefined || Date.now() < due || !tokens.refresh_token) return tokens.access_token;
+    try {
+      return (await this.refresh()).access_token;
+    } catch (error) {
+      // The refresh is early on purpose: while the token still holds, a refresh that got no
+      // answer (network, 503) does not fail the call; the next call tries again.
+      const { exp } = tokenTimes(tokens.access_token);
+      const transient = error instanceof TaskboardError && error.status !== 401 && error.status !== 400;
+      if (transient && exp !== undefined && Date.now() < exp * 1000 - 1_000) return tokens.access_token;
+      throw error;
+    }
   }
 
   /** Milliseconds until the access token should be refreshed (0 if due now); undefined if unknown or logged out. */

@@ -179,7 +179,10 @@ describe("client SDK: REST", () => {
       const specifiers = [...source.matchAll(/(?:^|\n)\s*(?:import|export)[^"';]*?from\s*["']([^"']+)["']/g), ...source.matchAll(/import\(\s*["']([^"']+)["']/g)].map((m) => m[1]!);
       for (const specifier of specifiers) expect(specifier, `${file} imports ${specifier}`).toMatch(/^\.\/[\w.-]+\.js$/);
     }
-    const compiled = (await import(new URL("index.js", dir).href)) as typeof import("../api/client/index.js");
+    // dist/api/client is the package: its package.json's export is the compiled index.
+    const manifest = JSON.parse(readFileSync(new URL("package.json", dir), "utf8")) as { name: string; type: string; exports: { ".": { default: string } } };
+    expect(manifest).toMatchObject({ name: "@taskboard/client", type: "module" });
+    const compiled = (await import(new URL(manifest.exports["."].default, dir).href)) as typeof import("../api/client/index.js");
     const client = new compiled.TaskboardClient({ baseUrl });
     expect(await client.getHealth()).toMatchObject({ status: "ok" });
   });

@@ -419,6 +419,8 @@ async function main(): Promise<void> {
     RATE_LIMIT_PER_EMAIL: "1000000",
     // The load is the point: let the bench clients send as they like, and buffer generously.
     WS_MAX_BACKPRESSURE_BYTES: String(8 * 1024 * 1024),
+    // Each bench room is one user's thousands of connections.
+    WS_MAX_CONNECTIONS_PER_USER: "1000000",
   };
   const processes: MeshProcess[] = [];
   interruptCleanups.add(async () => {

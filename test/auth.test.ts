@@ -193,6 +193,20 @@ describe("forged access tokens", () => {
           .sign(realKey),
     ],
     [
+      "an issue time a year in the future, signed with the real key",
+      () =>
+        new SignJWT({ ...claims(), role: "user", iat: Math.floor(Date.now() / 1000) + 365 * 86_400, exp: Math.floor(Date.now() / 1000) + 365 * 86_400 + 600 })
+          .setProtectedHeader({ alg: "EdDSA" })
+          .sign(realKey),
+    ],
+    [
+      "a lifetime of ten years, signed with the real key",
+      () =>
+        new SignJWT({ ...claims(), role: "user", exp: Math.floor(Date.now() / 1000) + 10 * 365 * 86_400 })
+          .setProtectedHeader({ alg: "EdDSA" })
+          .sign(realKey),
+    ],
+    [
       "a token for another audience",
       () => new SignJWT({ ...claims(), role: "user", aud: "elsewhere" }).setProtectedHeader({ alg: "EdDSA" }).sign(realKey),
     ],

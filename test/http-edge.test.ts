@@ -6,9 +6,10 @@ import { routeTable as gatewayRouteTable } from "../internal/gateway/routes/inde
 let mesh: Mesh;
 let user: SignedUp;
 let workspaceId: string;
+const ADMIN = { email: "edge-admin@example.com", password: "EdgeAdminPassw0rd" };
 
 beforeAll(async () => {
-  mesh = await Mesh.start();
+  mesh = await Mesh.start({ env: { BOOTSTRAP_ADMIN_EMAIL: ADMIN.email, BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password } });
   user = await signUp(mesh.api, "Edge");
   workspaceId = (await user.api.post("/workspaces", { name: "Edge" })).body.id;
 });
@@ -180,10 +181,17 @@ describe("bad input", () => {
 });
 
 describe("system", () => {
-  test("system: /health reports every dependency", async () => {
+  test("system: public /health says only ok or degraded; a system admin sees every dependency", async () => {
     const res = await mesh.api.get("/health");
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: "ok", dependencies: { nats: "ok", redis: "ok", auth: "ok", workspace: "ok", task: "ok", export: "ok" } });
+    expect(res.body).toEqual({ status: "ok" });
+    const user = await signUp(mesh.api, "Curious");
+    expect((await user.api.get("/health")).body).toEqual({ status: "ok" });
+    expect((await mesh.api.get("/health", { token: "not-a-token" })).body).toEqual({ status: "ok" });
+    const admin = await mesh.api.post("/auth/login", { email: ADMIN.email, password: ADMIN.password });
+    expect(admin.status).toBe(200);
+    const full = await mesh.api.get("/health", { token: admin.body.access_token });
+    expect(full.body).toEqual({ status: "ok", dependencies: { nats: "ok", redis: "ok", auth: "ok", workspace: "ok", task: "ok", export: "ok" } });
   });
 
   test("system: /openapi.yaml and /docs are served", async () => {

@@ -22,7 +22,8 @@ let small: string;
 const opened: RoomClient[] = [];
 
 beforeAll(async () => {
-  mesh = await Mesh.start({ env: { WS_FEED_HEARTBEAT_MS: "500", WS_CLIENT_RATE: "1000", WS_CLIENT_BURST: "1000" } });
+  // Storms are one user's many clients: lift the per-user connection limit.
+  mesh = await Mesh.start({ env: { WS_FEED_HEARTBEAT_MS: "500", WS_CLIENT_RATE: "1000", WS_CLIENT_BURST: "1000", WS_MAX_CONNECTIONS_PER_USER: "100000" } });
   busy = mesh.url;
   fresh = (await mesh.startGateway()).url;
   small = (await mesh.startGateway({ WS_ROOM_HISTORY_EVENTS: "50" })).url;

@@ -163,6 +163,14 @@ describe("members", () => {
     expect(members.body.items).toHaveLength(4);
   });
 
+  test("members: a plain member cannot learn whether an address has an account: known and unknown addresses both answer 403, alike", async () => {
+    const c = await cast();
+    const known = await c.member.api.post(`/workspaces/${c.workspaceId}/members`, { email: c.newcomer.email, role: "member" });
+    const unknown = await c.member.api.post(`/workspaces/${c.workspaceId}/members`, { email: "nobody-here@example.com", role: "member" });
+    expect([known.status, unknown.status]).toEqual([403, 403]);
+    expect(known.body).toEqual(unknown.body);
+  });
+
   test("members: a removed member loses access at once", async () => {
     const c = await cast();
     expect((await c.owner.api.delete(`/workspaces/${c.workspaceId}/members/${c.member.id}`)).status).toBe(204);
@@ -203,6 +211,11 @@ describe("members", () => {
     await tap.waitFor("workspace.deleted of the owned workspace", (s) => s.event.type === "workspace.deleted" && s.event.workspace_id === own.body.id);
     const rows = await mesh.sql()`select count(*)::int as n from workspace.workspaces where id = ${own.body.id}`;
     expect(rows[0]!.n).toBe(0);
+    // The deleted user's access token is still unexpired; it creates nothing any more.
+    const orphan = await c.member.api.post("/workspaces", { name: "Orphan" });
+    expect(orphan.status).toBe(401);
+    const owned = await mesh.sql()`select count(*)::int as n from workspace.workspaces where owner_id = ${c.member.id}`;
+    expect(owned[0]!.n).toBe(0);
   });
 });
 

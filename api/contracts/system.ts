@@ -19,7 +19,7 @@ export const ErrorBody = z
 export const Health = z
   .object({
     status: z.enum(["ok", "degraded", "starting", "stopping"]),
-    dependencies: z.record(z.string(), z.enum(["ok", "down"])),
+    dependencies: z.record(z.string(), z.enum(["ok", "down"])).optional().meta({ description: "Each dependency's state: for system admins only." }),
   })
   .meta({ id: "Health" });
 

@@ -10,7 +10,7 @@ export const authEnv = {
   ADMIN_PORT: env.port(9091),
   /** PKCS#8 PEM of the Ed25519 signing key; generated at start when unset outside production. */
   JWT_PRIVATE_KEY: env.optionalString(),
-  ACCESS_TOKEN_TTL_SECONDS: env.int(900, 10),
+  ACCESS_TOKEN_TTL_SECONDS: env.int(900, 10, 86_400),
   REFRESH_TOKEN_TTL_SECONDS: env.int(604_800, 60),
   BOOTSTRAP_ADMIN_EMAIL: env.optionalString(),
   BOOTSTRAP_ADMIN_PASSWORD: env.optionalString(),

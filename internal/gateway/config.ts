@@ -32,7 +32,13 @@ export const gatewayEnv = {
   WS_ROOM_HISTORY_BYTES: env.int(8 * 1024 * 1024, 1_024),
   /** Idle heartbeat of a room's JetStream feed; three missed ones restart it. */
   WS_FEED_HEARTBEAT_MS: env.int(2_000, 100),
-  /** A crashed replica's presence entries disappear after this long. */
+  /** Open real-time connections (WebSocket and SSE) a user may hold across every replica; 429 beyond. */
+  WS_MAX_CONNECTIONS_PER_USER: env.int(20, 1),
+  /** Seconds between `: ping` comments on an idle SSE stream. */
+  SSE_HEARTBEAT_SECONDS: env.int(15, 1, 300),
+  /** How long a real-time ticket stays valid unused. */
+  REALTIME_TICKET_SECONDS: env.int(30, 5, 300),
+  /** A crashed replica's presence entries (and connection slots) disappear after this long. */
   PRESENCE_TTL_SECONDS: env.int(30, 3),
   /** A user gone for less than this (a quick reconnect) does not leave. */
   PRESENCE_DEBOUNCE_MS: env.int(5_000, 0),

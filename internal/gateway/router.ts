@@ -23,6 +23,8 @@ interface BaseContext<B, Q> {
   log: Logger;
   ip: string;
   params: Record<string, string>;
+  /** The request headers the route declared (lower-case names; "" when absent). */
+  headers: Record<string, string>;
   query: Q;
   body: B;
   /** Aborted when the client goes away. */
@@ -64,6 +66,8 @@ export interface Route<A extends RouteAuth = RouteAuth, B = unknown, Q = unknown
   body?: z.ZodType<B>;
   /** The query's contract: an object schema; a parameter given more than once arrives as an array. */
   query?: z.ZodType<Q>;
+  /** Request headers the handler reads (lower case), beyond what the router reads itself. */
+  headers?: string[];
   doc: RouteDoc;
   handle(ctx: RouteContext<A, B, Q>): Promise<Reply>;
 }
@@ -156,6 +160,8 @@ export class Router {
     // uWS reuses `req` after this function returns: copy what we need now.
     const params: Record<string, string> = {};
     compiled.params.forEach((param, i) => (params[param.name] = req.getParameter(i) ?? ""));
+    const headers: Record<string, string> = {};
+    for (const name of r.headers ?? []) headers[name] = req.getHeader(name);
     const query = req.getQuery() ?? "";
     const authorization = req.getHeader("authorization");
     const contentType = req.getHeader("content-type");
@@ -190,6 +196,7 @@ export class Router {
         },
         ip,
         params,
+        headers,
         query: parsedQuery,
         body: parsedBody,
         caller,
@@ -221,7 +228,11 @@ export class Router {
   }
 
   private async authenticate(auth: RouteAuth, header: string): Promise<Caller | undefined> {
-    if (auth === "public") return undefined;
+    if (auth === "public") {
+      // A public route may answer more to a known caller; a bad token is simply no caller.
+      const token = bearerToken(header);
+      return token ? this.deps.verify(token).then((claims) => ({ ...claims, token }), () => undefined) : undefined;
+    }
     const token = bearerToken(header);
     if (!token) throw unauthorized(header ? "malformed Authorization header" : "missing bearer token");
     const claims = await this.deps.verify(token);

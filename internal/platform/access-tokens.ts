@@ -11,6 +11,10 @@ export function bearerToken(header: string): string | undefined {
 export const TOKEN_ISSUER = "taskboard";
 export const TOKEN_AUDIENCE = "taskboard";
 export const TOKEN_ALGORITHM = "EdDSA";
+/** No access token is valid for longer than this, whatever its `exp` says (the auth service issues far shorter ones). */
+export const MAX_TOKEN_LIFETIME_SECONDS = 86_400;
+/** Clock difference between processes tolerated on `iat`. */
+const CLOCK_TOLERANCE_SECONDS = 30;
 
 export interface AccessClaims {
   userId: string;
@@ -22,7 +26,8 @@ export interface AccessClaims {
 
 /**
  * Verifies access tokens against the public JWKS of the auth service: EdDSA
- * only (no "none", no HMAC), issuer and audience checked, expiry enforced.
+ * only (no "none", no HMAC), issuer and audience checked, expiry enforced, an
+ * issue time in the future or a lifetime over a day refused.
  * Verified tokens are cached until they expire, so the per-request cost is a
  * map lookup; an unknown key id reloads the key set (at most every 10 s).
  */
@@ -55,7 +60,11 @@ export class AccessTokenVerifier {
         audience: TOKEN_AUDIENCE,
         algorithms: [TOKEN_ALGORITHM],
         requiredClaims: ["sub", "exp", "iat"],
+        // jose refuses an `iat` in the future (beyond the tolerance) and one older than this.
+        maxTokenAge: MAX_TOKEN_LIFETIME_SECONDS,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
       });
+      if (payload.exp! - payload.iat! > MAX_TOKEN_LIFETIME_SECONDS) throw unauthorized("invalid token");
       const role = payload["role"];
       if (typeof payload.sub !== "string" || (role !== "user" && role !== "admin")) throw unauthorized("invalid token");
       return {

@@ -1,3 +1,5 @@
+import { cachedFor } from "./cached.js";
+
 /** A named probe of one dependency; resolves when healthy, rejects with the reason otherwise. */
 export type HealthCheck = () => Promise<void>;
 
@@ -35,12 +37,28 @@ export class Health {
     return this.phase === "stopping";
   }
 
+  /** Probes every dependency now. */
   async report(): Promise<HealthReport> {
-    const entries = await Promise.all(
-      [...this.checks].map(async ([name, check]) => [name, await this.probe(check)] as const),
-    );
-    const dependencies = Object.fromEntries(entries);
-    const allOk = entries.every(([, state]) => state === "ok");
+    return this.withStatus(await this.probeAll());
+  }
+
+  /**
+   * The same from probes at most a second old, shared by every caller: what a
+   * public endpoint may answer without becoming an amplifier (one request, six probes).
+   */
+  async recent(): Promise<HealthReport> {
+    return this.withStatus(await this.recentProbes());
+  }
+
+  private readonly recentProbes = cachedFor(1_000, () => this.probeAll());
+
+  private async probeAll(): Promise<Record<string, DependencyState>> {
+    const entries = await Promise.all([...this.checks].map(async ([name, check]) => [name, await this.probe(check)] as const));
+    return Object.fromEntries(entries);
+  }
+
+  private withStatus(dependencies: Record<string, DependencyState>): HealthReport {
+    const allOk = Object.values(dependencies).every((state) => state === "ok");
     const status = this.phase === "running" ? (allOk ? "ok" : "degraded") : this.phase;
     return { status, dependencies };
   }

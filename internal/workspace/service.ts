@@ -10,7 +10,7 @@ import type {
   WorkspaceList,
 } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
-import { AppError, badRequest, forbidden, notFound } from "../platform/errors.js";
+import { AppError, badRequest, forbidden, notFound, unauthorized } from "../platform/errors.js";
 import type { OutgoingCall } from "../platform/grpc-client.js";
 import type { Event, Subjects } from "../platform/events.js";
 import type { Subscription } from "../platform/durable-consumer.js";
@@ -22,7 +22,7 @@ import { GrantableRole } from "../../api/contracts/member.js";
 import { userFields } from "../../api/contracts/user.js";
 import { CreateWorkspace, UpdateWorkspace, type WorkspaceRole } from "../../api/contracts/workspace.js";
 import { parseInput } from "../platform/validate.js";
-import { checkRole, userOf } from "../platform/tenancy.js";
+import { checkRole, MANAGERS, userOf } from "../platform/tenancy.js";
 import { toMember, toWorkspace, type WorkspaceStore } from "./store.js";
 
 /** Resolves users through the auth service. */
@@ -58,6 +58,10 @@ export class WorkspaceService {
   async create(principal: Principal, input: { name: string; description?: string | undefined }): Promise<Workspace> {
     const caller = userOf(principal);
     const { name, description } = parseInput(createInput, input);
+    // A deleted account's access token stays valid until it expires: it must not create
+    // a workspace that nobody's deletion would ever clean up.
+    const [self] = await this.directory.lookup({ user_ids: [caller.userId] }, { token: caller.token });
+    if (!self) throw unauthorized("this account no longer exists");
     const id = randomUUID();
     const row = await this.outbox.transaction(async (tx, emit) => {
       const workspace = await this.store.insert(tx, { id, name, description, owner_id: caller.userId });
@@ -116,8 +120,9 @@ export class WorkspaceService {
     const id = parseInput(workspaceId, input.workspace_id);
     const role = parseInput(GrantableRole, input.role);
     if (!input.who) throw badRequest("user_id or email is required");
-    // Check membership before looking anyone up, so non-members learn nothing.
-    await this.roleOf(principal, id);
+    // Check the caller's permission before looking anyone up: neither a non-member nor a
+    // plain member learns whether an address has an account (404 or 403 for everyone alike).
+    await this.roleOf(principal, id, undefined, MANAGERS);
     const who =
       input.who.$case === "user_id"
         ? { user_ids: [parseInput(userId, input.who.value)] }

@@ -33,6 +33,8 @@ export const FAULT_ENV: Record<string, string> = {
   NOTIFY_CLAIM_TTL_MS: "3000",
   SES_TIMEOUT_MS: "1000",
   EXPORT_ACK_WAIT_MS: "3000",
+  // The scenarios' WebSocket clients are few users' many connections.
+  WS_MAX_CONNECTIONS_PER_USER: "100000",
 };
 
 export interface FaultWindow {

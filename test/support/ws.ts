@@ -19,10 +19,11 @@ export class RoomClient {
     socket.on("error", (error) => (this.error = error));
   }
 
-  /** Opens `/ws/<workspace>` on a gateway and waits for the `connected` frame. */
-  static async open(baseUrl: string, workspaceId: string, token: string, since?: number, epoch?: string): Promise<RoomClient> {
+  /** Opens `/ws/<workspace>` on a gateway (with an access token, or a ticket) and waits for the `connected` frame. */
+  static async open(baseUrl: string, workspaceId: string, credential: string | { ticket: string }, since?: number, epoch?: string): Promise<RoomClient> {
     const resume = `${since === undefined ? "" : `&since=${since}`}${epoch === undefined ? "" : `&epoch=${encodeURIComponent(epoch)}`}`;
-    const url = `${baseUrl.replace(/^http/, "ws")}/ws/${workspaceId}?token=${encodeURIComponent(token)}${resume}`;
+    const auth = typeof credential === "string" ? `token=${encodeURIComponent(credential)}` : `ticket=${encodeURIComponent(credential.ticket)}`;
+    const url = `${baseUrl.replace(/^http/, "ws")}/ws/${workspaceId}?${auth}${resume}`;
     const client = new RoomClient(new WebSocket(url));
     await new Promise<void>((resolve, reject) => {
       client.socket.once("open", () => resolve());

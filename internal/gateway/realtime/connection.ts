@@ -1,5 +1,23 @@
-import type { WebSocket } from "uWebSockets.js";
 import { CloseCode } from "./frames.js";
+
+export type Transport = "websocket" | "sse";
+
+/**
+ * What a room needs of a client's transport: a uWS WebSocket, or an SSE
+ * stream (sse.ts) that behaves like one.
+ */
+export interface ClientSocket {
+  /** Queues a message; 2 when it was dropped (the client has a gap then and must go). */
+  send(message: string | Buffer): number;
+  /** Bytes queued for the client and not yet taken by the network. */
+  getBufferedAmount(): number;
+  /** Joins a room's live topic: from now on its events arrive without the room sending them one by one. */
+  subscribe(topic: string): unknown;
+  /** Ends the connection with a WebSocket close code and reason. */
+  end(code: number, reason: string): void;
+  /** Runs `send`s as one write. */
+  cork(callback: () => void): unknown;
+}
 
 /**
  * One client socket (the uWS user data). `position` is the sequence of the last
@@ -8,6 +26,7 @@ import { CloseCode } from "./frames.js";
  */
 export interface Connection {
   readonly id: string;
+  readonly transport: Transport;
   readonly workspaceId: string;
   readonly userId: string;
   readonly name: string;
@@ -18,7 +37,7 @@ export interface Connection {
   expiresAt: number;
   position: number;
   phase: "opening" | "catching-up" | "waiting" | "live" | "closed";
-  socket: WebSocket<Connection> | undefined;
+  socket: ClientSocket | undefined;
   connectedAt: number;
   /** Flood control: tokens left, last refill, consecutive refusals. */
   tokens: number;
@@ -30,6 +49,7 @@ export interface Connection {
 
 export function newConnection(fields: {
   id: string;
+  transport: Transport;
   workspaceId: string;
   userId: string;
   name: string;

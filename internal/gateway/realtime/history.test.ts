@@ -4,16 +4,18 @@ import { HistorySegment, RoomHistory } from "./history.js";
 const entry = (seq: number, bytes = 10) => ({ seq, frame: Buffer.alloc(bytes) });
 
 describe("room history", () => {
-  it("room history: holds every event above its floor, in order, and finds the first after a position", () => {
+  it("room history: holds every event above its floor, in order, and hands out batches after a position", () => {
     const history = new RoomHistory({ maxEvents: 10, maxBytes: 1_000 }, 100);
     for (const seq of [103, 107, 110]) history.append(entry(seq));
+    const seqs = (position: number, max = 10) => history.after(position, max).map((e) => e.seq);
     expect(history.head).toBe(110);
-    expect(history.next(100)?.seq).toBe(103);
-    expect(history.next(103)?.seq).toBe(107);
-    expect(history.next(105)?.seq).toBe(107);
-    expect(history.next(110)).toBeUndefined();
+    expect(seqs(100)).toEqual([103, 107, 110]);
+    expect(seqs(100, 2)).toEqual([103, 107]);
+    expect(seqs(103)).toEqual([107, 110]);
+    expect(seqs(105)).toEqual([107, 110]);
+    expect(seqs(110)).toEqual([]);
     // Below the floor the history cannot tell what is missing: nothing, not the first entry.
-    expect(history.next(99)).toBeUndefined();
+    expect(seqs(99)).toEqual([]);
   });
 
   it("room history: an empty history's head is its floor", () => {
@@ -25,8 +27,8 @@ describe("room history", () => {
     for (let seq = 1; seq <= 5; seq++) history.append(entry(seq * 2));
     expect(history.size).toBe(3);
     expect(history.floor).toBe(4);
-    expect(history.next(4)?.seq).toBe(6);
-    expect(history.next(3)).toBeUndefined();
+    expect(history.after(4, 1).map((e) => e.seq)).toEqual([6]);
+    expect(history.after(3, 1)).toEqual([]);
   });
 
   it("room history: evicts by bytes too, whichever bound comes first", () => {
@@ -44,7 +46,7 @@ describe("room history", () => {
     expect(history.size).toBe(50);
     expect(history.floor).toBe(4_950);
     const seen: number[] = [];
-    for (let at = history.floor, next = history.next(at); next; next = history.next(next.seq)) seen.push(next.seq);
+    for (let batch = history.after(history.floor, 7); batch.length > 0; batch = history.after(batch.at(-1)!.seq, 7)) seen.push(...batch.map((e) => e.seq));
     expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => 4_951 + i));
   });
 });

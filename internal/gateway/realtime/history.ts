@@ -2,6 +2,8 @@
 export interface HistoryEntry {
   seq: number;
   frame: Buffer;
+  /** The same event as an SSE message, made when an SSE client first needs it (sse.ts). */
+  sse?: Buffer;
 }
 
 export interface HistoryLimits {
@@ -54,17 +56,11 @@ export class RoomHistory {
     }
   }
 
-  /** The first held entry after `position`, or undefined when none is (or `position` is below the floor). */
-  next(position: number): HistoryEntry | undefined {
-    if (position < this.floor) return undefined;
-    let low = this.start;
-    let high = this.entries.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (this.entries[mid]!.seq <= position) low = mid + 1;
-      else high = mid;
-    }
-    return this.entries[low];
+  /** Up to `max` held entries after `position`, in order; none when `position` is below the floor. */
+  after(position: number, max: number): HistoryEntry[] {
+    if (position < this.floor) return [];
+    const from = indexAfter(this.entries, position, this.start);
+    return this.entries.slice(from, from + max);
   }
 }
 
@@ -116,14 +112,7 @@ export class HistorySegment {
 
   /** Index of the first event after `position`. */
   indexAfter(position: number): number {
-    let low = 0;
-    let high = this.events.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (this.events[mid]!.seq <= position) low = mid + 1;
-      else high = mid;
-    }
-    return low;
+    return indexAfter(this.events, position, 0);
   }
 
   private wake(): void {
@@ -131,4 +120,16 @@ export class HistorySegment {
     this.waiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/** Index of the first entry after `position` in `entries[from..]` (sorted by seq). */
+function indexAfter(entries: HistoryEntry[], position: number, from: number): number {
+  let low = from;
+  let high = entries.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (entries[mid]!.seq <= position) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }

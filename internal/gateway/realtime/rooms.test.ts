@@ -6,6 +6,7 @@ import { newConnection, type Connection } from "./connection.js";
 import { RealtimeMetrics } from "./metrics.js";
 import type { FeedEvent } from "./room-feed.js";
 import { Room, type RoomDeps } from "./rooms.js";
+import { SseStream, SseTopics } from "./sse.js";
 import type { StoredMessage } from "./stream-reader.js";
 
 /**
@@ -82,6 +83,9 @@ class FakeSocket {
   end(code: number, reason: string) {
     this.closed = { code, reason };
   }
+  cork(callback: () => void) {
+    callback();
+  }
   /** The `connected` frame. */
   get connected() {
     return JSON.parse(this.frames[0]!) as { seq: number; recovered?: boolean; epoch: string; first_seq: number };
@@ -95,8 +99,10 @@ class FakeSocket {
 function setup(options: { historyEvents?: number } = {}) {
   const stream = new FakeStream();
   const app = new FakeApp();
+  const sse = new SseTopics();
   const deps: RoomDeps = {
     app: app as unknown as RoomDeps["app"],
+    sse,
     feed: (_filter, after, onEvent) => {
       stream.feed = { onEvent, after };
       return { start: async () => Math.max(0, (stream.stored.at(-1) ?? 0) - after), restart: () => undefined, close: () => (stream.feed = undefined) };
@@ -112,13 +118,25 @@ function setup(options: { historyEvents?: number } = {}) {
   };
   let n = 0;
   const client = async (room: Room, since?: number, epoch?: string) => {
-    const conn: Connection = newConnection({ id: `c${++n}`, workspaceId: WS, userId: "u", name: "U", since, epoch, expiresAt: Date.now() + 60_000, burst: 10 });
+    const conn: Connection = newConnection({ id: `c${++n}`, transport: "websocket", workspaceId: WS, userId: "u", name: "U", since, epoch, expiresAt: Date.now() + 60_000, burst: 10 });
     const socket = new FakeSocket(app);
     conn.socket = socket as unknown as Connection["socket"];
     await room.admit(conn);
     return { conn, socket };
   };
-  return { stream, app, deps, client };
+  /** An SSE client: its stream's bytes are collected as the router would write them. */
+  const sseClient = async (room: Room, since?: number, epoch?: string) => {
+    const conn: Connection = newConnection({ id: `s${++n}`, transport: "sse", workspaceId: WS, userId: "u", name: "U", since, epoch, expiresAt: Date.now() + 60_000, burst: 10 });
+    const stream = new SseStream(sse, () => conn.onDrain?.(), () => undefined);
+    conn.socket = stream;
+    let text = "";
+    const reading = (async () => {
+      for await (const chunk of stream) text += chunk.toString();
+    })();
+    await room.admit(conn);
+    return { conn, stream, reading, text: () => text };
+  };
+  return { stream, app, deps, client, sseClient };
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -176,5 +194,31 @@ describe("room", () => {
     expect(c.socket.closed?.code).toBe(1011);
     expect(c.socket.seqs).toEqual([]);
     expect(c.conn.phase).toBe("closed");
+  });
+
+  test("an SSE client gets `connected` with the position it resumes from as its id, then every later event as `id`/`event`/`data`, then live events, and `event: close` when ended", async () => {
+    const { stream, deps, client, sseClient } = setup();
+    for (const seq of range(1, 10)) stream.publish(seq);
+    const room = new Room(WS, deps);
+    await client(room);
+    for (const seq of range(11, 14)) stream.publish(seq);
+    const sse = await sseClient(room, 12, "epoch-1");
+    stream.publish(15);
+    await new Promise((resolve) => setImmediate(resolve)); // the router takes what is queued
+    sse.stream.end(1012, "server restarting");
+    await sse.reading;
+    const messages = sse
+      .text()
+      .split("\n\n")
+      .filter(Boolean)
+      .map((block) => Object.fromEntries(block.split("\n").map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)])));
+    expect(messages[0]).toMatchObject({ id: "12", event: "connected" });
+    expect(JSON.parse(messages[0]!.data!)).toMatchObject({ type: "connected", seq: 14, recovered: true });
+    expect(messages.slice(1, -1).map((m) => [m.id, m.event, JSON.parse(m.data!).seq])).toEqual([
+      ["13", "task.created", 13],
+      ["14", "task.created", 14],
+      ["15", "task.created", 15],
+    ]);
+    expect(messages.at(-1)).toEqual({ event: "close", data: JSON.stringify({ code: 1012, reason: "server restarting" }) });
   });
 });

@@ -7,6 +7,7 @@ import { endConnection, endSlowConnection, type Connection } from "./connection.
 import { HistorySegment, RoomHistory, type HistoryEntry, type HistoryLimits } from "./history.js";
 import type { RealtimeMetrics } from "./metrics.js";
 import { RoomFeed, StreamGone, type FeedEvent, type RoomFeedDeps } from "./room-feed.js";
+import { sseEvent, sseMessage, type SseTopics } from "./sse.js";
 import type { StreamReader, StreamState } from "./stream-reader.js";
 
 /** The room's ordered feed of its workspace's events (RoomFeed; a fake in the unit tests). */
@@ -32,6 +33,8 @@ export function openRoomFeed(deps: RoomFeedDeps): OpenFeed {
 
 export interface RoomDeps {
   app: Pick<TemplatedApp, "publish" | "numSubscribers">;
+  /** The rooms' live SSE streams (uWS topics serve the WebSockets). */
+  sse: Pick<SseTopics, "publish">;
   /** Opens the room's feed: a RoomFeed on JetStream (openRoomFeed), a fake in the unit tests. */
   feed: OpenFeed;
   reader: Pick<StreamReader, "lastSeq" | "firstSeq" | "state" | "read">;
@@ -49,6 +52,9 @@ export interface RoomDeps {
 
 /** How long a finished JetStream read stays for clients that come to it late. */
 const SEGMENT_GRACE_MS = 5_000;
+
+/** Catch-up frames sent to a client in one corked write before others get their turn. */
+const CATCH_UP_BATCH = 256;
 
 /** The room's history does not reach where a client stands any more (expired, purged or recreated under it). */
 class HistoryReset extends Error {
@@ -123,7 +129,9 @@ export class Room {
       recovered = true;
       conn.position = conn.since;
     }
-    conn.socket.send(connectedFrame({ workspaceId: this.workspaceId, connectionId: conn.id, seq: latest, epoch: this.epoch, firstSeq, recovered }));
+    const connected = connectedFrame({ workspaceId: this.workspaceId, connectionId: conn.id, seq: latest, epoch: this.epoch, firstSeq, recovered });
+    // An SSE client's `connected` carries the position events follow from, as its last event id.
+    conn.socket.send(conn.transport === "sse" ? sseMessage("connected", connected, conn.position) : connected);
     if (conn.position >= this.history.head) return this.settle(conn);
     conn.phase = "catching-up";
     await this.catchUp(conn);
@@ -185,10 +193,12 @@ export class Room {
     for (const conn of this.waiting) if (conn.position < event.seq) this.goLive(conn);
     const frame = eventFrame(event.data, event.seq);
     if (frame) {
-      this.history.append({ seq: event.seq, frame });
+      const entry: HistoryEntry = { seq: event.seq, frame };
+      this.history.append(entry);
       this.active = true;
       this.deps.app.publish(this.topic, frame, false);
-      this.deps.metrics.delivered(this.deps.app.numSubscribers(this.topic), event.storedAt);
+      const listeners = this.deps.app.numSubscribers(this.topic) + this.deps.sse.publish(this.topic, entry);
+      this.deps.metrics.delivered(listeners, event.storedAt);
     }
     this.applyEffects(event.subject, event.data);
   }
@@ -220,10 +230,9 @@ export class Room {
     try {
       while (conn.phase === "catching-up" && conn.socket) {
         if (conn.position >= this.history.head) return this.settle(conn);
-        const entry = this.history.next(conn.position);
-        if (entry) {
-          this.deps.metrics.caughtUp.inc({ source: "memory" });
-          if (!(await this.send(conn, entry))) return;
+        const batch = this.history.after(conn.position, CATCH_UP_BATCH);
+        if (batch.length > 0) {
+          if (!(await this.send(conn, batch, "memory"))) return;
         } else {
           await this.catchUpFromStream(conn);
         }
@@ -247,11 +256,9 @@ export class Room {
       let next = segment.indexAfter(conn.position);
       for (;;) {
         while (next < segment.events.length) {
-          const entry = segment.events[next++]!;
-          // A client that joined the read before it reached its position skips what it has.
-          if (entry.seq <= conn.position) continue;
-          this.deps.metrics.caughtUp.inc({ source: "jetstream" });
-          if (!(await this.send(conn, entry))) return;
+          const batch = segment.events.slice(next, next + CATCH_UP_BATCH);
+          next += batch.length;
+          if (!(await this.send(conn, batch, "jetstream"))) return;
         }
         if (segment.done) break;
         await segment.changed();
@@ -311,21 +318,37 @@ export class Room {
   }
 
   /**
-   * Sends one catch-up frame and moves the client past it; waits for a full
-   * buffer to drain. False when the client is gone or was closed as slow.
+   * Sends catch-up frames in one corked write, moving the client past each
+   * (those it has already are skipped), until its buffer passes the high
+   * water mark; then waits for it to drain, or lets other clients have a turn.
+   * False when the client is gone or was closed as slow.
    */
-  private async send(conn: Connection, entry: HistoryEntry): Promise<boolean> {
+  private async send(conn: Connection, entries: HistoryEntry[], source: "memory" | "jetstream"): Promise<boolean> {
     const socket = conn.socket;
     if (!socket || conn.phase !== "catching-up") return false;
-    if (socket.send(entry.frame) === 2) {
+    const { catchUpHighWater } = this.deps;
+    let sent = 0;
+    let dropped = false;
+    socket.cork(() => {
+      for (const entry of entries) {
+        // A client that joined a shared read before it reached its position skips what it has.
+        if (entry.seq <= conn.position) continue;
+        if (socket.send(conn.transport === "sse" ? sseEvent(entry) : entry.frame) === 2) {
+          dropped = true;
+          return;
+        }
+        conn.position = entry.seq;
+        sent++;
+        if (socket.getBufferedAmount() > catchUpHighWater) return;
+      }
+    });
+    this.deps.metrics.caughtUp.inc({ source }, sent);
+    if (dropped || (socket.getBufferedAmount() > catchUpHighWater && !(await this.drained(conn)))) {
       endSlowConnection(conn, false);
       return false;
     }
-    conn.position = entry.seq;
-    if (socket.getBufferedAmount() > this.deps.catchUpHighWater && !(await this.drained(conn))) {
-      endSlowConnection(conn, false);
-      return false;
-    }
+    // The rest of the room's clients get their turn before this one's next batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     return conn.phase === "catching-up";
   }
 

@@ -12,14 +12,19 @@ import { openRoomFeed } from "./rooms.js";
 import { RealtimeMetrics } from "./metrics.js";
 import { Presence } from "./presence.js";
 import { EventPublisher } from "./publisher.js";
+import { RealtimeClients } from "./clients.js";
+import { ConnectionLimit } from "./connection-limit.js";
 import { SocketEndpoint } from "./sockets.js";
+import { SseEndpoint, SseTopics } from "./sse.js";
+import { Tickets } from "./tickets.js";
 import { ReplicaStatsReporter } from "./stats.js";
 import { StreamReader } from "./stream-reader.js";
 
 /**
  * The gateway's real-time side on `app`: rooms fed from the stream, the
- * WebSocket endpoint, presence and replica statistics, each with its shutdown
- * step (sockets close before the connections they need).
+ * WebSocket and SSE endpoints behind one admission (tickets, tokens, the
+ * per-user connection limit), presence and replica statistics, each with its
+ * shutdown step (sockets close before the connections they need).
  */
 export async function setUpRealtime(platform: Platform, config: GatewayConfig, app: TemplatedApp, memberships: Memberships, verifier: AccessTokenVerifier) {
   const { nc, js, jsm, subjects } = await platform.nats();
@@ -37,9 +42,11 @@ export async function setUpRealtime(platform: Platform, config: GatewayConfig, a
     },
     log,
   );
+  const sseTopics = new SseTopics();
   const hub = new RoomHub(
     {
       app,
+      sse: sseTopics,
       feed: openRoomFeed({ nc, jsm, stream: config.NATS_STREAM, log, heartbeatMs: config.WS_FEED_HEARTBEAT_MS }),
       reader,
       subjects,
@@ -55,16 +62,30 @@ export async function setUpRealtime(platform: Platform, config: GatewayConfig, a
     log,
     config.WS_MAX_BACKPRESSURE_BYTES,
   );
-  const sockets = new SocketEndpoint({
+  const tickets = new Tickets(redis, config.REALTIME_TICKET_SECONDS);
+  const limit = new ConnectionLimit(redis, { replicaId, maxPerUser: config.WS_MAX_CONNECTIONS_PER_USER, ttlMs: config.PRESENCE_TTL_SECONDS * 1000 }, log);
+  const verify = (token: string) => verifier.verify(token);
+  const clients = new RealtimeClients({
     hub,
     presence,
+    metrics,
+    log,
+    tickets,
+    limit,
+    maxPerUser: config.WS_MAX_CONNECTIONS_PER_USER,
+    verify,
+    requireMember: async (workspaceId, userId, call) => {
+      checkRole(await memberships.roleOf(workspaceId, userId, call), "workspace");
+    },
+    burst: config.WS_CLIENT_BURST,
+  });
+  const sockets = new SocketEndpoint({
+    clients,
+    hub,
     publisher,
     metrics,
     log,
-    verify: (token) => verifier.verify(token),
-    requireMember: async (workspaceId, userId, token) => {
-      checkRole(await memberships.roleOf(workspaceId, userId, { token }), "workspace");
-    },
+    verify,
     limits: {
       maxFrameBytes: config.WS_MAX_FRAME_BYTES,
       maxBackpressureBytes: config.WS_MAX_BACKPRESSURE_BYTES,
@@ -73,9 +94,12 @@ export async function setUpRealtime(platform: Platform, config: GatewayConfig, a
       clientBurst: config.WS_CLIENT_BURST,
     },
   });
+  const streams = new SseEndpoint(clients, sseTopics, config.SSE_HEARTBEAT_SECONDS * 1000);
   const stats = new ReplicaStatsReporter(nc, subjects, replicaId, hub, metrics);
   platform.onStop("listeners", "websockets", () => sockets.closeAll());
+  platform.onStop("listeners", "sse heartbeat", () => streams.close());
   platform.onStop("listeners", "presence", () => presence.close());
+  platform.onStop("listeners", "connection slots", () => limit.close());
   platform.onStop("listeners", "stats", () => stats.close());
-  return { sockets, reader, publisher, presence, stats, replicaId, subjects, jsm };
+  return { sockets, streams, tickets, reader, publisher, presence, stats, replicaId, subjects, jsm };
 }

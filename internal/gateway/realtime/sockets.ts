@@ -1,15 +1,14 @@
-import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import { bearerToken, type AccessClaims } from "../../platform/access-tokens.js";
-import { AppError, errorBody } from "../../platform/errors.js";
+import { errorBody } from "../../platform/errors.js";
 import { classifyError } from "../../platform/failures.js";
 import type { Logger } from "../../platform/logger.js";
-import { endConnection, endSlowConnection, newConnection, type Connection } from "./connection.js";
+import type { RealtimeClients } from "./clients.js";
+import { endConnection, endSlowConnection, type Connection } from "./connection.js";
 import { CloseCode, errorFrame, pongFrame } from "./frames.js";
 import type { RoomHub } from "./hub.js";
 import type { RealtimeMetrics } from "./metrics.js";
-import type { Presence } from "./presence.js";
 import type { EventPublisher } from "./publisher.js";
 
 export interface SocketLimits {
@@ -24,24 +23,22 @@ export interface SocketLimits {
 }
 
 export interface SocketDeps {
+  clients: RealtimeClients;
   hub: RoomHub;
-  presence: Presence;
   publisher: EventPublisher;
   metrics: RealtimeMetrics;
   log: Logger;
   verify: (token: string) => Promise<AccessClaims>;
-  /** Resolves when the user is a member of the workspace; rejects with not_found otherwise. */
-  requireMember: (workspaceId: string, userId: string, token: string) => Promise<void>;
   limits: SocketLimits;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const decoder = new TextDecoder();
 
 /**
- * `GET /ws/:workspace_id?token=…&since=…`: the token and the membership are
- * checked during the upgrade (401/404 before the socket opens); then the
- * socket joins its room. Client frames: ping, custom.message, auth.
+ * `GET /ws/:workspace_id?ticket=…|token=…&since=…&epoch=…`: the client is
+ * admitted during the upgrade (RealtimeClients: 401/404/429 before the socket
+ * opens); then the socket joins its room. Client frames: ping, custom.message,
+ * auth.
  */
 export class SocketEndpoint {
   private readonly connections = new Set<Connection>();
@@ -82,36 +79,18 @@ export class SocketEndpoint {
     const key = req.getHeader("sec-websocket-key");
     const protocol = req.getHeader("sec-websocket-protocol");
     const extensions = req.getHeader("sec-websocket-extensions");
-    const token = query.get("token") ?? bearerToken(header) ?? "";
-    const sinceParam = query.get("since");
-    const epochParam = query.get("epoch");
-
-    const admit = async (): Promise<Connection> => {
-      if (!UUID.test(workspaceId)) throw new AppError("not_found", "workspace not found");
-      let since: number | undefined;
-      if (sinceParam !== null && sinceParam !== "") {
-        since = Number(sinceParam);
-        if (!Number.isSafeInteger(since) || since < 0) throw new AppError("validation_failed", "since must be a stream sequence (a non-negative integer)");
-      }
-      if (epochParam !== null && epochParam.length > 64) throw new AppError("validation_failed", "epoch is at most 64 characters");
-      if (!token) throw new AppError("unauthorized", "missing token");
-      const claims = await this.deps.verify(token);
-      await this.deps.requireMember(workspaceId, claims.userId, token);
-      return newConnection({
-        id: randomUUID(),
-        workspaceId,
-        userId: claims.userId,
-        name: claims.name,
-        since,
-        epoch: epochParam === null || epochParam === "" ? undefined : epochParam,
-        expiresAt: claims.expiresAt,
-        burst: this.deps.limits.clientBurst,
-      });
+    const request = {
+      transport: "websocket" as const,
+      workspaceId,
+      ticket: query.get("ticket") ?? undefined,
+      token: query.get("token") ?? bearerToken(header),
+      since: query.get("since") ?? undefined,
+      epoch: query.get("epoch") ?? undefined,
     };
 
-    admit().then(
+    this.deps.clients.admit(request).then(
       (conn) => {
-        if (aborted) return;
+        if (aborted) return this.deps.clients.abandoned(conn);
         this.upgradeSafely(res, () => res.upgrade(conn, key, protocol, extensions, context));
       },
       (error: unknown) => {
@@ -151,22 +130,11 @@ export class SocketEndpoint {
     const conn = ws.getUserData();
     conn.socket = ws;
     this.connections.add(conn);
-    this.deps.metrics.connections.inc();
-    // Sent from a later tick: frames sent inside the upgrade's own callback can be lost (same bug).
-    setImmediate(() => void this.deps.hub.join(conn));
-    this.deps.presence
-      .connected(conn.workspaceId, { id: conn.userId, name: conn.name })
-      .catch((error: unknown) => this.deps.log.warn({ err: error }, "presence join failed"));
+    this.deps.clients.opened(conn);
   }
 
   private close(conn: Connection): void {
-    conn.phase = "closed";
-    conn.socket = undefined;
-    conn.onDrain?.();
-    if (!this.connections.delete(conn)) return;
-    this.deps.metrics.connections.dec();
-    this.deps.hub.leave(conn);
-    this.deps.presence.disconnected(conn.workspaceId, conn.userId);
+    if (this.connections.delete(conn)) this.deps.clients.closed(conn);
   }
 
   /** uWS could not buffer a message for this client: it has a gap now, so it must go. */

@@ -4,12 +4,16 @@ import { decodeCursor, encodeCursor } from "../../platform/cursor.js";
 import { decodeEvent, type Subjects } from "../../platform/events.js";
 import { badRequest } from "../../platform/errors.js";
 import { requireRole } from "../membership.js";
+import { bearerToken } from "../../platform/access-tokens.js";
 import type { Presence } from "../realtime/presence.js";
+import type { SseEndpoint } from "../realtime/sse.js";
+import type { Tickets } from "../realtime/tickets.js";
 import type { EventPublisher } from "../realtime/publisher.js";
 import type { ReplicaStatsReporter } from "../realtime/stats.js";
 import type { StartAt, StreamReader } from "../realtime/stream-reader.js";
 import { json, route, type Route } from "../router.js";
 import { Broadcast, Event, EventList, EventsQuery } from "../../../api/contracts/event.js";
+import { StreamQuery, Ticket, TicketRequest } from "../../../api/contracts/realtime.js";
 import { EventStats, PresenceList, RealtimeStats } from "../../../api/contracts/system.js";
 import type { Services } from "../services.js";
 
@@ -22,6 +26,8 @@ export interface RealtimeRouteDeps {
   publisher: EventPublisher;
   presence: Presence;
   stats: ReplicaStatsReporter;
+  tickets: Tickets;
+  streams: SseEndpoint;
 }
 
 /** How many stored events one listing may scan for matches (aggregate_id filters). */
@@ -37,6 +43,58 @@ function streamPosition(position: string | undefined): number {
 export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
   const { services, subjects, reader } = deps;
   return [
+    route({
+      method: "post",
+      path: "/realtime/tickets",
+      auth: "user",
+      body: TicketRequest,
+      doc: {
+        operationId: "createRealtimeTicket",
+        summary: "Get a ticket for the WebSocket or SSE endpoint",
+        description:
+          "Who: member. A single-use ticket, valid 30 s (`REALTIME_TICKET_SECONDS`), bound to the caller and the workspace: browsers put it in the WebSocket or SSE URL (`?ticket=`) instead of an access token. The connection it opens lasts as long as the access token it was bought with (a WebSocket client extends it with an `auth` frame). A spent, expired or foreign ticket is refused with 401.",
+        tag: "Realtime",
+        ok: { status: 201, description: "The ticket.", schema: Ticket },
+        errors: [404],
+      },
+      handle: async (ctx) => {
+        const workspaceId = ctx.body.workspace_id;
+        await requireRole(services, ctx, workspaceId);
+        const { userId, name, expiresAt } = ctx.caller;
+        const ticket = await deps.tickets.issue({ userId, name, workspaceId, expiresAt });
+        return json(201, { ticket, expires_in: deps.tickets.ttlSeconds });
+      },
+    }),
+    route({
+      method: "get",
+      path: "/workspaces/{workspace_id}/stream",
+      auth: "public",
+      query: StreamQuery,
+      headers: ["authorization", "last-event-id"],
+      doc: {
+        operationId: "streamEvents",
+        summary: "The workspace's events as Server-Sent Events",
+        description:
+          "Who: member, with `?ticket=` or `Authorization: Bearer`. For clients and proxies without WebSocket; the same rules as `/ws/{workspace_id}`. First `event: connected` (the WebSocket's `connected` frame as data; its `id` is the position the events follow from), then one message per event: `id: <seq>`, `event: <type>`, `data: <envelope with seq>`; a `: ping` comment every 15 s (`SSE_HEARTBEAT_SECONDS`). Resumes after `Last-Event-ID` (or `?since=`), with the same order, no-gap, no-duplicate and `recovered` rules as the WebSocket. When the server ends the stream it sends `event: close` with `{code, reason}` (the WebSocket close code: 1012 restarting, 1013 too slow, 4001 token expired, 4003 removed, 4004 workspace deleted) and reconnecting with `Last-Event-ID` continues without a gap. At most `WS_MAX_CONNECTIONS_PER_USER` real-time connections per user (429).",
+        tag: "Realtime",
+        ok: { status: 200, description: "The event stream.", contentType: "text/event-stream" },
+        errors: [401, 404, 429, 503],
+      },
+      handle: async (ctx) => {
+        const { ticket, since, epoch } = ctx.query;
+        const stream = await deps.streams.open(
+          {
+            workspaceId: ctx.params.workspace_id!,
+            ticket,
+            token: ticket ? undefined : bearerToken(ctx.headers.authorization!),
+            since: ctx.headers["last-event-id"] || (since === undefined ? undefined : String(since)),
+            epoch,
+          },
+          ctx.signal,
+        );
+        return { status: 200, stream, contentType: "text/event-stream; charset=utf-8", headers: { "cache-control": "no-store", "x-accel-buffering": "no" } };
+      },
+    }),
     route({
       method: "get",
       path: "/workspaces/{workspace_id}/presence",

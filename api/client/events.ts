@@ -1,6 +1,8 @@
+import type { z } from "zod";
 import type { Comment } from "../contracts/comment.js";
 import type { ExportJob } from "../contracts/export-job.js";
 import type { Member } from "../contracts/member.js";
+import type { Connected } from "../contracts/realtime.js";
 import type { Task } from "../contracts/task.js";
 import type { Workspace } from "../contracts/workspace.js";
 
@@ -61,17 +63,5 @@ export function isEventOf<T extends KnownEventType>(event: RealtimeEvent<string,
   return event.type === type;
 }
 
-/** The first frame of a connection (API.md "Real-time: recovery that tells the truth"). */
-export interface ConnectedFrame {
-  type: "connected";
-  workspace_id: string;
-  connection_id: string;
-  /** The latest event's seq at connect time. */
-  seq: number;
-  /** Identifies the event history; send it back with `since`. */
-  epoch: string;
-  /** The oldest retained event's seq (0 if none). */
-  first_seq: number;
-  /** Only when `since` was sent: false means events were missed and the application must reload its state. */
-  recovered?: boolean;
-}
+/** The first frame of a connection (API.md "Real-time: recovery that tells the truth"): `seq` (latest event now), `epoch`, `first_seq`, and with `since`, `recovered`. */
+export type ConnectedFrame = z.output<typeof Connected>;

@@ -6,6 +6,7 @@ import type * as event from "../contracts/event.js";
 import type * as exportJob from "../contracts/export-job.js";
 import type * as fields from "../contracts/fields.js";
 import type * as member from "../contracts/member.js";
+import type * as realtime from "../contracts/realtime.js";
 import type * as system from "../contracts/system.js";
 import type * as task from "../contracts/task.js";
 import type * as user from "../contracts/user.js";
@@ -54,6 +55,8 @@ export const operations = {
   listExports: { method: "GET", path: "/workspaces/{workspace_id}/exports", auth: "user", params: ["workspace_id"], status: 200, answer: "json", query: true },
   getExport: { method: "GET", path: "/exports/{job_id}", auth: "user", params: ["job_id"], status: 200, answer: "json" },
   downloadExport: { method: "GET", path: "/exports/{job_id}/download", auth: "user", params: ["job_id"], status: 200, answer: "blob" },
+  createRealtimeTicket: { method: "POST", path: "/realtime/tickets", auth: "user", params: [], status: 201, answer: "json", body: true },
+  streamEvents: { method: "GET", path: "/workspaces/{workspace_id}/stream", auth: "public", params: ["workspace_id"], status: 200, answer: "stream", query: true },
   getPresence: { method: "GET", path: "/workspaces/{workspace_id}/presence", auth: "user", params: ["workspace_id"], status: 200, answer: "json" },
   broadcastMessage: { method: "POST", path: "/workspaces/{workspace_id}/broadcast", auth: "user", params: ["workspace_id"], status: 202, answer: "json", body: true },
   listEvents: { method: "GET", path: "/workspaces/{workspace_id}/events", auth: "user", params: ["workspace_id"], status: 200, answer: "json", query: true },
@@ -103,6 +106,8 @@ export interface OperationTypes {
   listExports: { params: { workspace_id: string }; body: undefined; query: QueryInput<z.input<typeof fields.pageQuery>>; result: z.output<typeof exportJob.ExportJobList> };
   getExport: { params: { job_id: string }; body: undefined; query: undefined; result: z.output<typeof exportJob.ExportJob> };
   downloadExport: { params: { job_id: string }; body: undefined; query: undefined; result: Blob };
+  createRealtimeTicket: { params: Record<string, never>; body: z.input<typeof realtime.TicketRequest>; query: undefined; result: z.output<typeof realtime.Ticket> };
+  streamEvents: { params: { workspace_id: string }; body: undefined; query: QueryInput<z.input<typeof realtime.StreamQuery>>; result: ReadableStream<Uint8Array> };
   getPresence: { params: { workspace_id: string }; body: undefined; query: undefined; result: z.output<typeof system.PresenceList> };
   broadcastMessage: { params: { workspace_id: string }; body: z.input<typeof event.Broadcast>; query: undefined; result: z.output<typeof event.Event> };
   listEvents: { params: { workspace_id: string }; body: undefined; query: QueryInput<z.input<typeof event.EventsQuery>>; result: z.output<typeof event.EventList> };
@@ -320,6 +325,16 @@ export abstract class Operations {
   /** Download the exported file: `GET /exports/{job_id}/download` → 200. */
   downloadExport(jobId: string, options?: CallOptions): Promise<OperationResult<"downloadExport">> {
     return this.call("downloadExport", { params: { job_id: jobId } }, options);
+  }
+
+  /** Get a ticket for the WebSocket or SSE endpoint: `POST /realtime/tickets` → 201. */
+  createRealtimeTicket(body: OperationBody<"createRealtimeTicket">, options?: CallOptions): Promise<OperationResult<"createRealtimeTicket">> {
+    return this.call("createRealtimeTicket", { body }, options);
+  }
+
+  /** The workspace's events as Server-Sent Events: `GET /workspaces/{workspace_id}/stream` → 200 (public). */
+  streamEvents(workspaceId: string, query?: OperationQuery<"streamEvents">, options?: CallOptions): Promise<OperationResult<"streamEvents">> {
+    return this.call("streamEvents", { params: { workspace_id: workspaceId }, query }, options);
   }
 
   /** Who is connected now: `GET /workspaces/{workspace_id}/presence` → 200. */

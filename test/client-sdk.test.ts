@@ -21,6 +21,7 @@ import { waitFor } from "./support/wait.js";
  */
 
 const ACCESS_TTL_SECONDS = 10;
+const MAX_CONNECTIONS = 2;
 const PASSWORD = "Passw0rd-long";
 let mesh: Mesh;
 /** The first gateway listens on a fixed port, so a restarted one is found at the same address. */
@@ -31,7 +32,7 @@ let counter = 0;
 
 beforeAll(async () => {
   realtimePort = await freePort();
-  mesh = await Mesh.start({ gateways: 0, env: { ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TTL_SECONDS) } });
+  mesh = await Mesh.start({ gateways: 0, env: { ACCESS_TOKEN_TTL_SECONDS: String(ACCESS_TTL_SECONDS), WS_MAX_CONNECTIONS_PER_USER: String(MAX_CONNECTIONS) } });
   await mesh.startGateway({ GATEWAY_PORT: String(realtimePort) });
   await mesh.startGateway();
   baseUrl = mesh.gateways[0]!.url;
@@ -74,12 +75,17 @@ function record(sub: RealtimeSubscription) {
   return seen;
 }
 
-/** Waits for the subscription's `connected` frame (count `n`), failing at once with its reason when it ends instead. */
-async function connected(sub: RealtimeSubscription, seen: { connected: number }, n = 1, timeoutMs = 20_000): Promise<void> {
+/** Waits for the subscription's `connected` frame (count `n`), failing at once with its reason when it ends instead, and with its statuses on a timeout. */
+async function connected(sub: RealtimeSubscription, seen: { connected: number; statuses: RealtimeStatus[] }, n = 1, timeoutMs = 20_000): Promise<void> {
   const ended = sub.closed.then((end) => {
     throw new Error(`the subscription ended before connected frame ${n}: ${end.reason}${end.error ? ` (${end.error.name}: ${end.error.message})` : ""}`);
   });
-  await Promise.race([waitFor(`connected frame ${n}`, () => seen.connected >= n, timeoutMs), ended]);
+  const statuses = () =>
+    seen.statuses.map((s) => [s.state, s.transport, s.code, s.reason, s.error?.message].filter((v) => v !== undefined).join(" ")).join(" | ");
+  const arrived = waitFor(`connected frame ${n}`, () => seen.connected >= n, timeoutMs).catch((error: Error) => {
+    throw new Error(`${error.message}; statuses: ${statuses()}`);
+  });
+  await Promise.race([arrived, ended]);
 }
 
 const tasksCreated = (events: RealtimeEvent[]) => events.filter((e) => e.type === "task.created").map((e) => e.aggregate_id);
@@ -298,6 +304,23 @@ describe("client SDK: realtime", () => {
     expect(seen.statuses.at(-1)).toMatchObject({ state: "closed", code: 4003 });
     expect(seen.errors.some((e) => e.name === "RealtimeClosedError")).toBe(true);
   }, 60_000);
+
+  test("sdk realtime: over the per-user connection limit (429) it keeps retrying with backoff, and connects once a slot frees", async () => {
+    const t = await team();
+    const holding = Array.from({ length: MAX_CONNECTIONS }, () => t.member.client.realtime(t.workspaceId, { WebSocket }));
+    const holdingSeen = holding.map((sub) => record(sub)); // listeners first: each subscription starts at once
+    for (const [i, sub] of holding.entries()) await connected(sub, holdingSeen[i]!);
+    const extra = t.member.client.realtime(t.workspaceId, { WebSocket, backoff: { capMs: 1_000 } });
+    const seen = record(extra);
+    await waitFor("refused attempts", () => seen.statuses.filter((s) => s.state === "reconnecting").length >= 3, 30_000);
+    expect(seen.connected).toBe(0);
+    // A refused upgrade looks like a socket that did not open (browsers tell no status): auto has moved to SSE, where the 429 is seen.
+    expect(seen.statuses.filter((s) => s.state === "reconnecting").at(-1)?.error).toMatchObject({ name: "TaskboardError", status: 429, code: "rate_limited" });
+    await holding[0]!.close();
+    await connected(extra, seen, 1, 30_000);
+    const task = await t.owner.client.createTask(t.workspaceId, { title: "after the limit" });
+    await waitFor("the event", () => tasksCreated(seen.events).includes(task.id), 20_000);
+  }, 90_000);
 
   test("sdk realtime: not a member: the ticket is refused (404) and the subscription ends with that error", async () => {
     const t = await team();

@@ -1,6 +1,7 @@
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.js";
 import { errorFromResponse, RealtimeClosedError, TaskboardError } from "./errors.js";
 import type { ConnectedFrame, EventOf, KnownEventType, RealtimeEvent } from "./events.js";
+import type { CallOptions, OperationId, OperationInput, OperationResult } from "./operations.gen.js";
 import { SseParser } from "./sse.js";
 import type { Tokens } from "./tokens.js";
 import { joinUrl, queryString, websocketUrl } from "./url.js";
@@ -25,7 +26,7 @@ const OPEN = 1;
 export interface RealtimeHost {
   readonly baseUrl: string;
   readonly WebSocket: WebSocketConstructor | undefined;
-  request(method: string, pathAndQuery: string, init?: { body?: unknown; signal?: AbortSignal }): Promise<Response>;
+  call<K extends OperationId>(operationId: K, input: OperationInput<K>, options?: CallOptions): Promise<OperationResult<K>>;
   send(url: string, init: RequestInit): Promise<Response>;
   accessToken(): Promise<string | undefined>;
   accessTokenRefreshIn(): number | undefined;
@@ -269,10 +270,9 @@ export class RealtimeSubscription {
 
   /** A fresh single-use ticket for the next connect (API.md: 30 s, bound to the user and the workspace). */
   private async ticket(): Promise<string> {
-    const response = await this.host.request("POST", "/realtime/tickets", { body: { workspace_id: this.workspaceId }, signal: this.lifetime.signal });
-    const body = (await response.json()) as { ticket?: unknown };
-    if (typeof body.ticket !== "string") throw new TaskboardError("the ticket answer has no ticket", { status: response.status, code: "invalid_response" });
-    return body.ticket;
+    const { ticket } = await this.host.call("createRealtimeTicket", { body: { workspace_id: this.workspaceId } }, { signal: this.lifetime.signal });
+    if (typeof ticket !== "string" || ticket === "") throw new TaskboardError("the ticket answer has no ticket", { status: 201, code: "invalid_response" });
+    return ticket;
   }
 
   /** The resume parameters of the next connect, remembered for reading its `connected` frame. */

@@ -417,6 +417,8 @@ async function main(): Promise<void> {
     GATEWAY_PORT: "0",
     RATE_LIMIT_PER_IP: "1000000",
     RATE_LIMIT_PER_EMAIL: "1000000",
+    RATE_LIMIT_API_PER_USER: "100000000",
+    RATE_LIMIT_WS_MESSAGES_PER_USER: "100000000",
     // The load is the point: let the bench clients send as they like, and buffer generously.
     WS_MAX_BACKPRESSURE_BYTES: String(8 * 1024 * 1024),
     // Each bench room is one user's thousands of connections.

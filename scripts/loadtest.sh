@@ -64,6 +64,9 @@ hey_run() {
   p50=${p50:-null}
   p99=${p99:-null}
   printf '%-14s %10.0f %9s %9s %8s   %s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$statuses"
+  if [[ " $statuses" == *" 429:"* ]]; then
+    echo "loadtest: 429s: the one load-test user hit RATE_LIMIT_API_PER_USER; lift it for a load test (RATE_LIMIT_API_PER_USER=100000000 npm run dev)" >&2
+  fi
   printf '{"run":"%s","tool":"hey","endpoint":"%s","base":"%s","duration":"%s","concurrency":%s,"requests_per_s":%s,"p50_ms":%s,"p99_ms":%s,"errors":%s,"statuses":"%s"}\n' \
     "$run_id" "$name" "$base" "$duration" "$concurrency" "$rps" "$p50" "$p99" "$errors" "$statuses" >>"$out"
   last_rps=$rps

@@ -1,4 +1,6 @@
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomUUID } from "node:crypto";
+import { AuthServiceClient } from "../api/gen/taskboard/auth/v1/auth.js";
+import { connectService } from "../internal/platform/grpc-client.js";
 import { createLocalJWKSet, generateKeyPair, importPKCS8, jwtVerify, SignJWT, type JSONWebKeySet } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EventTap } from "./support/events.js";
@@ -322,5 +324,23 @@ describe("users", () => {
     expect((await mesh.api.post("/auth/login", { email: user.email, password: user.password })).status).toBe(401);
     expect((await mesh.api.post("/auth/refresh", { refresh_token: user.refreshToken })).status).toBe(401);
     expect((await admin.api.get(`/users/${user.id}`)).status).toBe(404);
+  });
+});
+
+describe("internal lookups", () => {
+  test("auth: LookupUsers answers known users and refuses unbounded requests (at most 500 ids and addresses)", async () => {
+    const user = await signUp(mesh.api, "Looked up");
+    const client = connectService(AuthServiceClient, `127.0.0.1:${mesh.processes.get("auth")!.ports["grpc"]}`, mesh.env["INTERNAL_TOKEN"]!, 5_000);
+    try {
+      const found = await client.call("lookupUsers", { user_ids: [user.id], emails: [] }, { internal: true });
+      expect(found.items.map((u) => u.id)).toEqual([user.id]);
+      const many = Array.from({ length: 501 }, () => randomUUID());
+      await expect(client.call("lookupUsers", { user_ids: many, emails: [] }, { internal: true })).rejects.toMatchObject({ code: "validation_failed" });
+      await expect(client.call("lookupUsers", { user_ids: [], emails: [`${"a".repeat(250)}@example.com`] }, { internal: true })).rejects.toMatchObject({
+        code: "validation_failed",
+      });
+    } finally {
+      client.close();
+    }
   });
 });

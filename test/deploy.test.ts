@@ -520,7 +520,12 @@ describe.each(ENVS)("%s", (env) => {
       const out: Record<string, string> = {};
       for (const from of c.envFrom ?? []) Object.assign(out, find(env, "ConfigMap", from.configMapRef.name).data);
       for (const e of c.env ?? []) {
-        const value = e.valueFrom ? secretValue(e.valueFrom.secretKeyRef) : String(e.value).replace(/\$\(([A-Z0-9_]+)\)/g, (_: string, v: string) => out[v] ?? "");
+        // The downward API's pod IP, as the kubelet would fill it in.
+        const value = e.valueFrom?.fieldRef
+          ? { "status.podIP": "10.42.0.17" }[e.valueFrom.fieldRef.fieldPath as string]
+          : e.valueFrom
+            ? secretValue(e.valueFrom.secretKeyRef)
+            : String(e.value).replace(/\$\(([A-Z0-9_]+)\)/g, (_: string, v: string) => out[v] ?? "");
         if (value !== undefined) out[e.name] = value;
       }
       return out;
@@ -538,6 +543,8 @@ describe.each(ENVS)("%s", (env) => {
         }
       }
       expect(vars.NODE_ENV).toBe("production");
+      // gRPC and admin ports bind the pod's address, not every address.
+      expect(vars.LISTEN_HOST).toBe("10.42.0.17");
     }
     // auth signs with the generated key: a PKCS#8 PEM Ed25519 key, as production requires.
     const auth = containerEnv(find(env, "Deployment", "auth"));

@@ -1,4 +1,6 @@
 import { spawnSync } from "node:child_process";
+import { connect } from "node:net";
+import { networkInterfaces } from "node:os";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createLogger } from "../internal/platform/logger.js";
 import { Shutdown } from "../internal/platform/shutdown.js";
@@ -25,6 +27,31 @@ describe("admin port", () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain("process_resident_memory_bytes");
     expect(metrics).toMatch(label.startsWith("gateway") ? /taskboard_http_requests_total/ : /taskboard_grpc_server_duration_seconds/);
+  });
+});
+
+describe("listening addresses", () => {
+  // An address of this machine other than loopback, when it has one (CI machines do).
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+
+  test.runIf(external)("lifecycle: the gRPC and admin ports listen on loopback only (LISTEN_HOST), the gateway's HTTP port on every address", async () => {
+    const reach = async (host: string, port: unknown) =>
+      new Promise<boolean>((resolve) => {
+        const socket = connect(Number(port), host, () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.on("error", () => resolve(false));
+      });
+    for (const label of ["auth", "workspace", "task", "gateway-1"]) {
+      const { ports } = mesh.processes.get(label)!;
+      expect(await reach("127.0.0.1", ports["admin"]), `${label} admin on loopback`).toBe(true);
+      expect(await reach(external!, ports["admin"]), `${label} admin on ${external}`).toBe(false);
+      if (ports["grpc"]) expect(await reach(external!, ports["grpc"]), `${label} grpc on ${external}`).toBe(false);
+    }
+    expect(await reach(external!, new URL(mesh.url).port), "gateway http").toBe(true);
   });
 });
 

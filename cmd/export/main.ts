@@ -29,7 +29,7 @@ runService("export", loadExportConfig, async (platform, config) => {
   const tasks = platform.client(TaskServiceClient, config.TASK_ADDR, { channel: { "grpc-node.flow_control_window": 1024 * 1024 } });
   const store = new ExportStore(sql);
   const outbox = await platform.outbox(sql, "export");
-  const service = new ExportService(store, outbox, memberships, { retentionHours: config.EXPORT_RETENTION_HOURS });
+  const service = new ExportService(store, outbox, memberships, { retentionHours: config.EXPORT_RETENTION_HOURS, maxActivePerWorkspace: config.EXPORT_MAX_ACTIVE_PER_WORKSPACE });
 
   const workerId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const runner = new ExportRunner(store, outbox, tasks, new ExportMetrics(platform.registry), platform.log, {

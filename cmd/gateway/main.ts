@@ -2,7 +2,7 @@ import { AuthServiceClient } from "../../api/gen/taskboard/auth/v1/auth.js";
 import { ExportServiceClient } from "../../api/gen/taskboard/export/v1/export.js";
 import { TaskServiceClient } from "../../api/gen/taskboard/task/v1/task.js";
 import { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/workspace.js";
-import { loadGatewayConfig } from "../../internal/gateway/config.js";
+import { loadGatewayConfig, originsOf } from "../../internal/gateway/config.js";
 import { setUpRealtime } from "../../internal/gateway/realtime/setup.js";
 import { Router } from "../../internal/gateway/router.js";
 import { gatewayRoutes } from "../../internal/gateway/routes/index.js";
@@ -31,7 +31,16 @@ runService("gateway", loadGatewayConfig, async (platform, config) => {
   platform.onStop("listeners", "http listener", () => server.stopListening());
   const realtime = await setUpRealtime(platform, config, server.app, memberships, verifier);
   const { log, registry, health } = platform;
-  const router = new Router({ log, registry, verify: (token) => verifier.verify(token), maxBodyBytes: config.MAX_BODY_BYTES, trustProxy: config.TRUST_PROXY, accessLog: config.ACCESS_LOG });
+  const router = new Router({
+    log,
+    registry,
+    verify: (token) => verifier.verify(token),
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    trustProxy: config.TRUST_PROXY,
+    accessLog: config.ACCESS_LOG,
+    corsOrigins: new Set(originsOf(config.CORS_ORIGINS)),
+    limitUser: (userId) => realtime.limiter.hit([{ key: `api:user:${userId}`, max: config.RATE_LIMIT_API_PER_USER, windowMs: 60_000 }]),
+  });
   const files = new StaticFiles();
   router.add(...gatewayRoutes({ ...realtime, services, health, files, keys, streamName: config.NATS_STREAM }));
   server.mount(router, files, realtime.sockets);

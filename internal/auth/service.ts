@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { TokenPair, User, UserList } from "../../api/gen/taskboard/auth/v1/auth.js";
-import { AppError, forbidden, notFound, unauthorized } from "../platform/errors.js";
+import { AppError, badRequest, forbidden, notFound, unauthorized } from "../platform/errors.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import type { Outbox } from "../platform/outbox.js";
 import { PG_UNIQUE_VIOLATION, pgErrorCode } from "../platform/postgres.js";
@@ -26,6 +26,9 @@ const newUserInput = z.object({ ...Register.shape, role: UserRole.default("user"
 const userChangesInput = z.object(UpdateUser.shape);
 
 /** The rules of users and sessions. */
+/** Users one lookup may ask for (a page of members is at most 200). */
+const MAX_LOOKUP = 500;
+
 export class AuthService {
   constructor(
     private readonly store: UserStore,
@@ -130,6 +133,8 @@ export class AuthService {
   }
 
   async lookupUsers(ids: string[], emails: string[]): Promise<User[]> {
+    if (ids.length + emails.length > MAX_LOOKUP) throw badRequest(`at most ${MAX_LOOKUP} user ids and e-mail addresses per lookup`);
+    if (emails.some((email) => email.length > 254)) throw badRequest("an e-mail address is at most 254 characters");
     const validIds = ids.filter((id) => z.uuid().safeParse(id).success);
     if (validIds.length === 0 && emails.length === 0) return [];
     return (await this.store.byIdsOrEmails(validIds, emails)).map(toUser);

@@ -28,6 +28,8 @@ export const exportEnv = {
   EXPORT_CHUNK_BYTES: env.int(262_144, 1_024, 4_000_000),
   /** How long a job and its file are kept. */
   EXPORT_RETENTION_HOURS: env.int(168, 1),
+  /** Pending and running export jobs a workspace may have at once; creating another is 429. */
+  EXPORT_MAX_ACTIVE_PER_WORKSPACE: env.int(5, 1),
   /** How often expired jobs and files are deleted. */
   EXPORT_CLEANUP_INTERVAL_MS: env.int(3_600_000, 1_000),
   /** Longest a single attempt may stream rows (the deadline of the task stream). */

@@ -29,6 +29,8 @@ const createInput = CreateExport.extend({ workspace_id: workspaceId });
 export interface ExportServiceOptions {
   /** How long a job and its file are kept. */
   retentionHours: number;
+  /** Pending and running jobs a workspace may have at once (429 beyond). */
+  maxActivePerWorkspace: number;
 }
 
 /** The rules of export jobs (API.md "Exports"): members only; the work itself is ExportRunner's. */
@@ -49,6 +51,12 @@ export class ExportService {
     const job = parseInput(createInput, input);
     const caller = await this.member(principal, job.workspace_id, "workspace");
     return this.outbox.transaction(async (tx, emit) => {
+      const { maxActivePerWorkspace } = this.options;
+      if ((await this.store.activeJobsLocked(tx, job.workspace_id)) >= maxActivePerWorkspace) {
+        throw new AppError("rate_limited", `at most ${maxActivePerWorkspace} exports of a workspace may be pending or running; retry when one is done`, {
+          retry_after_seconds: 10,
+        });
+      }
       const row = await this.store.insertJob(tx, { ...job, id: randomUUID(), created_by: caller.userId }, this.options.retentionHours);
       const created = toExportJob(row);
       emit(jobEvent("export.created", created));

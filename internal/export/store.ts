@@ -75,6 +75,19 @@ export class ExportStore {
     return row!;
   }
 
+  /**
+   * How many of the workspace's jobs are pending or running, with the
+   * workspace's creations serialised until `tx` ends (so two concurrent
+   * creations cannot both see room for one more).
+   */
+  async activeJobsLocked(tx: TransactionSql, workspaceId: string): Promise<number> {
+    await tx`select pg_advisory_xact_lock(hashtextextended(${`export:${workspaceId}`}, 0))`;
+    const [row] = await tx<{ n: number }[]>`
+      select count(*)::int as n from export.jobs
+      where workspace_id = ${workspaceId} and status in ('pending', 'running') and expires_at > now()`;
+    return row!.n;
+  }
+
   /** A job by id alone (the caller does not know its workspace yet). */
   async jobById(id: string): Promise<JobRow | undefined> {
     const [row] = await this.sql<JobRow[]>`select * from export.jobs where id = ${id} and expires_at > now()`;

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { commonEnv, env, natsEnv, parseEnv, redisEnv, type Env } from "../platform/config.js";
 
 export const gatewayEnv = {
@@ -16,6 +17,15 @@ export const gatewayEnv = {
   MAX_BODY_BYTES: env.int(1_048_576, 1_024),
   /** Take the client address from X-Forwarded-For (only behind a trusted proxy). */
   TRUST_PROXY: env.bool(false),
+  /** Origins (comma-separated `scheme://host[:port]`) allowed cross-origin access to the API; empty: none. */
+  CORS_ORIGINS: z
+    .string()
+    .default("")
+    .refine((v) => originsOf(v).every((o) => /^https?:\/\/[^/\s]+$/.test(o)), "must be a comma-separated list of origins like https://app.example.com"),
+  /** Authenticated API requests a user may make a minute, across every replica (429 with Retry-After beyond). */
+  RATE_LIMIT_API_PER_USER: env.int(1_200, 1),
+  /** `custom.message` frames a user may send a minute over all their sockets. */
+  RATE_LIMIT_WS_MESSAGES_PER_USER: env.int(600, 1),
   /** Log every request (otherwise only failures). */
   ACCESS_LOG: env.bool(false),
   /** Client frames larger than this get an error frame (four times larger closes the socket). */
@@ -43,6 +53,14 @@ export const gatewayEnv = {
   /** A user gone for less than this (a quick reconnect) does not leave. */
   PRESENCE_DEBOUNCE_MS: env.int(5_000, 0),
 };
+
+/** The origins of a CORS_ORIGINS value. */
+export function originsOf(value: string): string[] {
+  return value
+    .split(",")
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+}
 
 export type GatewayConfig = ReturnType<typeof loadGatewayConfig>;
 

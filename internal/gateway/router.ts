@@ -92,15 +92,23 @@ export interface RouterDeps {
   maxBodyBytes: number;
   trustProxy: boolean;
   accessLog: boolean;
+  /** Origins allowed cross-origin access (exact `scheme://host[:port]`); empty: none. */
+  corsOrigins: ReadonlySet<string>;
+  /** Counts an authenticated request of the user; throws rate_limited beyond their limit. */
+  limitUser: (userId: string) => Promise<void>;
 }
+
+/** Request headers a cross-origin page may send, and response headers it may read. */
+const CORS_ALLOW_HEADERS = "authorization, content-type, x-request-id, last-event-id";
+const CORS_EXPOSE_HEADERS = "x-request-id, retry-after, content-disposition";
 
 const decoder = new TextDecoder();
 
 /**
  * Serves a table of routes on a uWebSockets.js app. For each request, in this
- * order: path parameters (400), token (401, 403 for admin routes), JSON body
- * (415, 413, 400) and query (400) validation, then the handler; any failure
- * becomes the API's error body, never a stack trace.
+ * order: path parameters (400), token (401, 403 for admin routes), the user's
+ * rate limit (429), JSON body (415, 413, 400) and query (400) validation, then
+ * the handler; any failure becomes the API's error body, never a stack trace.
  */
 export class Router {
   readonly routes: Route[] = [];
@@ -148,8 +156,33 @@ export class Router {
     app.any("/*", (res, req) => {
       const method = req.getCaseSensitiveMethod();
       const url = req.getUrl();
-      this.send(res, new RequestState(), "", { status: 404, json: errorBody("not_found", `no route for ${method} ${url}`) });
+      const cors = this.corsHeaders(req.getHeader("origin"));
+      if (method === "OPTIONS") return this.preflight(res, cors, req.getHeader("access-control-request-method"));
+      this.send(res, new RequestState(), "", { status: 404, json: errorBody("not_found", `no route for ${method} ${url}`), headers: cors });
     });
+  }
+
+  /** CORS headers for a request from `origin` (CORS_ORIGINS); none for other origins or same-origin requests. */
+  private corsHeaders(origin: string): Record<string, string> | undefined {
+    if (!origin || !this.deps.corsOrigins.has(origin)) return undefined;
+    return { "access-control-allow-origin": origin, "access-control-expose-headers": CORS_EXPOSE_HEADERS, vary: "Origin" };
+  }
+
+  /**
+   * Answers a CORS preflight (OPTIONS on any path): 204, with the allowed methods and
+   * headers for a listed origin, without them (the browser then refuses) for others.
+   */
+  private preflight(res: HttpResponse, cors: Record<string, string> | undefined, requestedMethod: string): void {
+    const headers: Record<string, string> = { vary: "Origin" };
+    if (cors && requestedMethod) {
+      Object.assign(headers, {
+        "access-control-allow-origin": cors["access-control-allow-origin"]!,
+        "access-control-allow-methods": "GET, POST, PUT, DELETE",
+        "access-control-allow-headers": CORS_ALLOW_HEADERS,
+        "access-control-max-age": "600",
+      });
+    }
+    this.send(res, new RequestState(), "", { status: 204, headers });
   }
 
   private serve(compiled: CompiledRoute, res: HttpResponse, req: HttpRequest): void {
@@ -167,6 +200,7 @@ export class Router {
     const contentType = req.getHeader("content-type");
     const contentLength = req.getHeader("content-length");
     const incomingId = req.getHeader("x-request-id");
+    const cors = this.corsHeaders(req.getHeader("origin"));
     const forwardedFor = this.deps.trustProxy ? req.getHeader("x-forwarded-for") : "";
     const ip = forwardedFor ? forwardedFor.split(",")[0]!.trim() : decoder.decode(res.getRemoteAddressAsText());
     const requestId = requestIdOf(incomingId) ?? randomUUID();
@@ -181,6 +215,7 @@ export class Router {
     const run = async (): Promise<Reply> => {
       for (const param of compiled.params) if (param.schema) parseInput(param.schema, params[param.name]);
       const caller = await this.authenticate(r.auth, authorization);
+      if (caller && r.auth !== "public") await this.deps.limitUser(caller.userId);
       let parsedBody: unknown;
       if (r.body && body) {
         if (!/^application\/json\s*(;|$)/i.test(contentType)) {
@@ -211,7 +246,7 @@ export class Router {
       .catch((error: unknown) => this.failure(error, requestLog()))
       .then((reply) => {
         status = reply.status;
-        return this.send(res, state, requestId, reply);
+        return this.send(res, state, requestId, cors ? { ...reply, headers: { ...reply.headers, ...cors } } : reply);
       })
       .catch((error: unknown) => requestLog().error({ err: error }, "response failed"))
       .finally(() => {

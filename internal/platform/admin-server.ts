@@ -38,7 +38,7 @@ export class AdminServer {
   }
 
   /** Binds the port (0 picks a free one) and returns the bound port. */
-  async listen(port: number, host = "0.0.0.0"): Promise<number> {
+  async listen(port: number, host: string): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {

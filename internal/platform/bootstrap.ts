@@ -26,6 +26,7 @@ export interface PlatformConfig {
   LOG_LEVEL: string;
   SHUTDOWN_TIMEOUT_MS: number;
   INTERNAL_TOKEN: string;
+  LISTEN_HOST: string;
   NATS_URL: string;
   NATS_SUBJECT_ROOT: string;
   NATS_STREAM: string;
@@ -66,6 +67,7 @@ export class Platform implements Runtime {
   readonly shutdown: Runtime["shutdown"];
   private readonly steps: { phase: Phase; name: string; run: () => unknown }[] = [];
   private natsParts: Promise<Nats> | undefined;
+  private redisConnection: Promise<Redis> | undefined;
   private verifier: AccessTokenVerifier | undefined;
   private grpcServer: GrpcServer | undefined;
 
@@ -112,11 +114,15 @@ export class Platform implements Runtime {
     return this.natsParts;
   }
 
-  async redis(): Promise<Redis> {
-    const redis = await connectRedis(required(this.config.REDIS_URL, "REDIS_URL"), this.config.REDIS_PREFIX ?? "tb:", this.log);
-    this.health.add("redis", () => pingRedis(redis));
-    this.onStop("databases", "redis", () => redis.quit());
-    return redis;
+  /** The process's Redis connection (one, however often asked). */
+  redis(): Promise<Redis> {
+    this.redisConnection ??= (async () => {
+      const redis = await connectRedis(required(this.config.REDIS_URL, "REDIS_URL"), this.config.REDIS_PREFIX ?? "tb:", this.log);
+      this.health.add("redis", () => pingRedis(redis));
+      this.onStop("databases", "redis", () => redis.quit());
+      return redis;
+    })();
+    return this.redisConnection;
   }
 
   /**
@@ -190,11 +196,11 @@ export class Platform implements Runtime {
     const ports: Record<string, unknown> = {};
     const grpcServer = this.grpcServer;
     if (grpcServer) {
-      ports["grpc_port"] = await grpcServer.listen(options.grpcPort ?? 0);
+      ports["grpc_port"] = await grpcServer.listen(options.grpcPort ?? 0, this.config.LISTEN_HOST);
       this.onStop("listeners", "grpc", () => grpcServer.close(this.config.SHUTDOWN_TIMEOUT_MS / 2));
     }
     const admin = new AdminServer(this.health, this.registry);
-    ports["admin_port"] = await admin.listen(this.config.ADMIN_PORT);
+    ports["admin_port"] = await admin.listen(this.config.ADMIN_PORT, this.config.LISTEN_HOST);
     this.shutdown.add("mark stopping", () => this.health.markStopping());
     for (const phase of PHASES) for (const step of this.steps.filter((s) => s.phase === phase)) this.shutdown.add(step.name, step.run);
     this.shutdown.add("admin", () => admin.close());

@@ -80,6 +80,14 @@ export const commonEnv = {
   SHUTDOWN_TIMEOUT_MS: env.int(10_000, 100),
   /** Shared secret that services present to each other for internal calls. */
   INTERNAL_TOKEN: z.string().min(32, "must be at least 32 characters"),
+  /**
+   * The address the gRPC and admin ports bind to: loopback unless the deployment says
+   * otherwise (the chart binds the pod's IP). The gateway's public HTTP port listens on all.
+   */
+  LISTEN_HOST: z
+    .string()
+    .default("127.0.0.1")
+    .refine((v) => /^[0-9a-fA-F:.]+$/.test(v) || /^[a-z0-9.-]+$/i.test(v), "must be an IP address or a host name"),
 };
 
 export const natsEnv = {

@@ -98,7 +98,7 @@ export class GrpcServer {
   }
 
   /** Binds `host:port` (port 0 picks one) and returns the bound port. */
-  listen(port: number, host = "0.0.0.0"): Promise<number> {
+  listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
         error ? reject(new Error(`cannot bind gRPC on ${host}:${port}`, { cause: error })) : resolve(bound),

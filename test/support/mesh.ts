@@ -75,6 +75,11 @@ export class Mesh {
       DATABASE_POOL_SIZE: "5",
       RATE_LIMIT_PER_IP: "100000",
       RATE_LIMIT_PER_EMAIL: "100000",
+      // Tests drive one user hard; the limits themselves are tested with small values.
+      RATE_LIMIT_API_PER_USER: "1000000",
+      RATE_LIMIT_WS_MESSAGES_PER_USER: "1000000",
+      WS_MAX_CONNECTIONS_PER_USER: "100000",
+      EXPORT_MAX_ACTIVE_PER_WORKSPACE: "100000",
       ...options.env,
     };
   }

@@ -17,6 +17,7 @@ import { ConnectionLimit } from "./connection-limit.js";
 import { SocketEndpoint } from "./sockets.js";
 import { SseEndpoint, SseTopics } from "./sse.js";
 import { Tickets } from "./tickets.js";
+import { RateLimiter } from "../../platform/rate-limit.js";
 import { ReplicaStatsReporter } from "./stats.js";
 import { StreamReader } from "./stream-reader.js";
 
@@ -79,8 +80,10 @@ export async function setUpRealtime(platform: Platform, config: GatewayConfig, a
     },
     burst: config.WS_CLIENT_BURST,
   });
+  const limiter = new RateLimiter(redis);
   const sockets = new SocketEndpoint({
     clients,
+    limitMessages: (userId) => limiter.hit([{ key: `ws-messages:user:${userId}`, max: config.RATE_LIMIT_WS_MESSAGES_PER_USER, windowMs: 60_000 }]),
     hub,
     publisher,
     metrics,
@@ -101,5 +104,5 @@ export async function setUpRealtime(platform: Platform, config: GatewayConfig, a
   platform.onStop("listeners", "presence", () => presence.close());
   platform.onStop("listeners", "connection slots", () => limit.close());
   platform.onStop("listeners", "stats", () => stats.close());
-  return { sockets, streams, tickets, reader, publisher, presence, stats, replicaId, subjects, jsm };
+  return { limiter, sockets, streams, tickets, reader, publisher, presence, stats, replicaId, subjects, jsm };
 }

@@ -29,6 +29,8 @@ export interface SocketDeps {
   metrics: RealtimeMetrics;
   log: Logger;
   verify: (token: string) => Promise<AccessClaims>;
+  /** Counts a custom message of the user (over all their sockets); throws rate_limited beyond their limit. */
+  limitMessages: (userId: string) => Promise<void>;
   limits: SocketLimits;
 }
 
@@ -198,17 +200,23 @@ export class SocketEndpoint {
       conn.socket?.send(errorFrame("validation_failed", "custom.message needs a data object"));
       return;
     }
-    this.deps.publisher
-      .publish({
-        type: "custom.message",
-        workspace_id: conn.workspaceId,
-        user_id: conn.userId,
-        aggregate_id: conn.id,
-        data: data as Record<string, unknown>,
-      })
+    this.deps
+      .limitMessages(conn.userId)
+      .then(() =>
+        this.deps.publisher.publish({
+          type: "custom.message",
+          workspace_id: conn.workspaceId,
+          user_id: conn.userId,
+          aggregate_id: conn.id,
+          data: data as Record<string, unknown>,
+        }),
+      )
       .catch((error: unknown) => {
+        if (conn.phase === "closed") return;
+        const refused = classifyError(error);
+        if (refused.code === "rate_limited") return void conn.socket?.send(errorFrame("rate_limited", refused.message));
         this.deps.log.warn({ err: error }, "custom message not published");
-        if (conn.phase !== "closed") conn.socket?.send(errorFrame("dependency_unavailable", "message not delivered; try again"));
+        conn.socket?.send(errorFrame("dependency_unavailable", "message not delivered; try again"));
       });
   }
 

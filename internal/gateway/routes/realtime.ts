@@ -31,7 +31,7 @@ export interface RealtimeRouteDeps {
 }
 
 /** How many stored events one listing may scan for matches (aggregate_id filters). */
-const SCAN_LIMIT = 10_000;
+const SCAN_LIMIT = 2_000;
 
 /** A cursor's position as a stream sequence (which JetStream keeps within 2^53). */
 function streamPosition(position: string | undefined): number {

@@ -1,8 +1,8 @@
-// Copies what tsc does not emit (SQL migrations, static pages, the OpenAPI file) into dist/.
+// Copies what tsc does not emit (SQL migrations, static pages, the OpenAPI file, the client SDK's package.json and README) into dist/.
 import { cp, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
-const assets = [/\/migrations\/[^/]+\.sql$/, /^internal\/gateway\/public\//, /^api\/openapi\.yaml$/];
+const assets = [/\/migrations\/[^/]+\.sql$/, /^internal\/gateway\/public\//, /^api\/openapi\.yaml$/, /^api\/client\/(package\.json|README\.md)$/];
 
 async function* walk(dir) {
   for (const entry of await readdir(dir, { withFileTypes: true })) {

@@ -180,6 +180,18 @@ describe("bad input", () => {
   });
 });
 
+describe("nesting", () => {
+  test("http: a body nested thousands of levels deep is 400, not a crash (found by the fuzz suite)", async () => {
+    for (const body of ["[".repeat(5_000) + "]".repeat(5_000), '{"a":'.repeat(5_000) + "1" + "}".repeat(5_000)]) {
+      const res = await user.api.post("/workspaces", undefined, { rawBody: body, headers: { "content-type": "application/json" } });
+      expect(res.status).toBe(400);
+    }
+    const nested = await user.api.post("/workspaces", { name: "Deep", description: "x", extra: JSON.parse("[".repeat(40) + "]".repeat(40)) });
+    expect(nested.status).toBe(400);
+    expect(nested.body.error.message).toMatch(/nested more than 32 levels/);
+  });
+});
+
 describe("system", () => {
   test("system: public /health says only ok or degraded; a system admin sees every dependency", async () => {
     const res = await mesh.api.get("/health");

@@ -376,24 +376,30 @@ function statusLine(status: number): string {
   return `${status} ${STATUS_CODES[status] ?? ""}`;
 }
 
+/** How deep JSON may nest: no field of the API goes near it. */
+const MAX_DEPTH = 32;
+
 /**
  * Refuses NUL characters anywhere in a value (strings and keys, at any depth):
- * Postgres text cannot hold them, and no field of the API needs one.
+ * Postgres text cannot hold them, and no field of the API needs one; and
+ * refuses values nested deeper than MAX_DEPTH (walked without recursion, so a
+ * hostile body cannot exhaust the stack).
  */
 function refuseNul<T>(value: T, where: string): T {
-  const visit = (v: unknown): void => {
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [v, depth] = pending.pop()!;
     if (typeof v === "string") {
       if (v.includes("\u0000")) throw new AppError("validation_failed", `${where} contains a NUL character`);
-    } else if (Array.isArray(v)) {
-      for (const item of v) visit(item);
     } else if (typeof v === "object" && v !== null) {
-      for (const [key, item] of Object.entries(v)) {
-        visit(key);
-        visit(item);
+      if (depth >= MAX_DEPTH) throw new AppError("validation_failed", `${where} is nested more than ${MAX_DEPTH} levels deep`);
+      if (Array.isArray(v)) {
+        for (const item of v) pending.push([item, depth + 1]);
+      } else {
+        for (const [key, item] of Object.entries(v)) pending.push([key, depth + 1], [item, depth + 1]);
       }
     }
-  };
-  visit(value);
+  }
   return value;
 }
 

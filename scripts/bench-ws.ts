@@ -12,7 +12,7 @@ import { provideServers } from "../internal/devenv/servers.js";
 import { startOrder } from "../internal/devenv/topology.js";
 import { Subjects } from "../internal/platform/events.js";
 import type { ClientKind, Command, Target, WaveReply } from "./bench/clients.js";
-import { cpuMs, LatencyHistogram, nowMs, rssBytes } from "./bench/measure.js";
+import { cpuMs, cpuTimes, LatencyHistogram, nowMs, rssBytes } from "./bench/measure.js";
 
 /**
  * `npm run bench:ws`: N WebSocket clients across R rooms, events published
@@ -129,7 +129,8 @@ class Workers {
   static async start(count: number): Promise<Workers> {
     const workers = new Workers();
     for (let i = 0; i < count; i++) {
-      const child = fork(`${root}dist/scripts/bench/clients.js`, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      // With --profile the client processes are profiled too (whether they keep up is part of every figure).
+      const child = fork(`${root}dist/scripts/bench/clients.js`, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: nodeArgs });
       interruptCleanups.add(async () => child.kill());
       await new Promise<void>((resolve) => child.once("message", () => resolve()));
       workers.children.push(child);
@@ -489,6 +490,9 @@ async function countJsApi(nc: NatsConnection, stream: string) {
 /** The value at percentile `p` of ascending `sorted` values. */
 const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? 0 : sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!);
 
+/** How long a reconnect wave may take before the clients still behind are counted as stalled. */
+const STORM_TIMEOUT_MS = 120_000;
+
 async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
   const count = opts.stormResume;
   const js = nc.jetstream();
@@ -521,15 +525,31 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
     log(`  storm-resume ${version}: all live at seq ≥ ${position.minPosition}, dropped; ${published.length} events published (${expected.length} stored for the room since); reconnecting all`);
 
     const api = await countJsApi(nc, mesh.env["NATS_STREAM"]!);
+    // CPU (user and system) of the gateways and of the client processes, over the wave.
+    const cpuOf = (pids: number[]) => pids.map(cpuTimes).reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }));
+    const cpuPids = { gateway: mesh.gateways.map((g) => g.pid), clients: workers.children.map((c) => c.pid!) };
+    const cpuBefore = { gateway: cpuOf(cpuPids.gateway), clients: cpuOf(cpuPids.clients) };
     const started = nowMs();
-    const replies = await workers.resumeWave(expected, 120_000, 500);
+    const wave = workers.resumeWave(expected, STORM_TIMEOUT_MS, 500);
+    // A live event right behind the wave: a client moved on past missed events without them gets it, and the gap shows.
+    await publishEvent(js, mesh.id, room!, opts.missed);
+    const replies = await wave;
     const requests = await api.stop();
+    const cpuSince = (before: { user: number; system: number }, pids: number[]) => {
+      const after = cpuOf(pids);
+      return { user: round(after.user - before.user, 0), system: round(after.system - before.system, 0) };
+    };
+    const cpu = { gateway: cpuSince(cpuBefore.gateway, cpuPids.gateway), clients: cpuSince(cpuBefore.clients, cpuPids.clients) };
     const times = replies.flatMap((r) => r.doneAt.map((at) => at - started)).sort((a, b) => a - b);
     // A gateway that tells an epoch speaks the protocol with `recovered`; its absence then is a fault too.
     const notRecovered = sum(replies, (r) => r.notRecovered) + (position.withEpoch > 0 ? sum(replies, (r) => r.recoveredAbsent) : 0);
     const faults = {
       recovered_false: notRecovered,
       gaps: sum(replies, (r) => r.gaps),
+      // Clients that had not every missed event when the wave timed out, and how many they lacked.
+      stalled_clients: sum(replies, (r) => r.incomplete),
+      missing_events: sum(replies, (r) => r.missing),
+      stalled_before_connected: sum(replies, (r) => r.incompleteUnconnected),
       duplicates: sum(replies, (r) => r.duplicates),
       reorderings: sum(replies, (r) => r.reorders),
       unexpected_closes: sum(replies, (r) => r.closed),
@@ -543,7 +563,7 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
       missed: published.length,
       expected_events: expected.length,
       caught_up: times.length,
-      incomplete: sum(replies, (r) => r.incomplete),
+      wave_ms: round(nowMs() - started, 0),
       all_caught_up_ms: { p50: round(percentile(times, 50), 1), p99: round(percentile(times, 99), 1), max: round(times.at(-1) ?? 0, 1) },
       js_api_requests: requests.stream,
       js_api_requests_server: requests.server,
@@ -551,7 +571,9 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
       // The old protocol (no epoch) does not say `recovered`: not counted, but shown.
       recovered_not_reported: position.withEpoch > 0 ? 0 : sum(replies, (r) => r.recoveredAbsent),
       faults,
-      faults_total: Object.values(faults).reduce((n, v) => n + v, 0),
+      faults_total: Object.values(faults).reduce((n, v) => n + v, 0) - faults.missing_events - faults.stalled_before_connected,
+      // CPU used during the wave (user + system), including the 500 ms after it.
+      cpu_ms: cpu,
       refused_errors: replies.flatMap((r) => r.refusedErrors).slice(0, 3),
     };
     record(result);
@@ -757,7 +779,9 @@ function printSummary(): void {
       const f = r.faults;
       log(
         `storm-resume ${r.version}: ${r.clients} clients × ${r.missed} missed events, ${r.caught_up} all caught up: p50 ${r.all_caught_up_ms.p50} ms, p99 ${r.all_caught_up_ms.p99} ms, max ${r.all_caught_up_ms.max} ms; ` +
-          `JetStream API ${r.js_api_requests} requests, ${r.consumers_created} consumers created; faults ${r.faults_total} (recovered:false ${f.recovered_false}, gaps ${f.gaps}, duplicates ${f.duplicates}, reorderings ${f.reorderings}, unexpected closes ${f.unexpected_closes}, refused ${f.refused_connects})` +
+          `JetStream API ${r.js_api_requests} requests, ${r.consumers_created} consumers created; faults ${r.faults_total} (recovered:false ${f.recovered_false}, gaps ${f.gaps}, ` +
+          `stalled clients ${f.stalled_clients} (${f.stalled_before_connected} of them not even connected) lacking ${f.missing_events} events after ${STORM_TIMEOUT_MS / 1000} s, duplicates ${f.duplicates}, reorderings ${f.reorderings}, unexpected closes ${f.unexpected_closes}, refused ${f.refused_connects}); ` +
+          `CPU during the wave (user+system): gateway ${r.cpu_ms.gateway.user}+${r.cpu_ms.gateway.system} ms, clients ${r.cpu_ms.clients.user}+${r.cpu_ms.clients.system} ms` +
           (r.recovered_not_reported ? `; ${r.recovered_not_reported} connected frames without "recovered" (protocol before it)` : ""),
       );
     }

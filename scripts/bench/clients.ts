@@ -321,8 +321,11 @@ async function resumeWave(command: Extract<Command, { cmd: "resume-wave" }>) {
     notRecovered: resumers.filter((r) => r.connected && r.recovered === false).length,
     recoveredAbsent: resumers.filter((r) => r.connected && r.recovered === undefined).length,
     incomplete: resumers.filter((r) => !r.refused && r.doneAt === 0).length,
-    // Missed events never received: skipped ones, and those still due from clients that did not finish.
-    gaps: resumers.reduce((n, r) => n + r.gaps + (r.doneAt === 0 && !r.refused ? expected.length - r.next : 0), 0),
+    /** Of those, how many never got their `connected` frame. */
+    incompleteUnconnected: resumers.filter((r) => !r.refused && r.doneAt === 0 && !r.connected).length,
+    // Missed events skipped (a later one came first and this one never), and those still due from clients that did not finish.
+    gaps: resumers.reduce((n, r) => n + r.gaps, 0),
+    missing: resumers.reduce((n, r) => n + (r.doneAt === 0 && !r.refused ? expected.length - r.next : 0), 0),
     duplicates: resumers.reduce((n, r) => n + r.duplicates, 0),
     reorders: resumers.reduce((n, r) => n + r.reorders, 0),
     closed: resumers.filter((r) => r.closed).length,

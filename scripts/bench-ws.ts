@@ -540,7 +540,9 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
       return { user: round(after.user - before.user, 0), system: round(after.system - before.system, 0) };
     };
     const cpu = { gateway: cpuSince(cpuBefore.gateway, cpuPids.gateway), clients: cpuSince(cpuBefore.clients, cpuPids.clients) };
-    const times = replies.flatMap((r) => r.doneAt.map((at) => at - started)).sort((a, b) => a - b);
+    const since = (at: number[]) => at.map((t) => t - started).sort((a, b) => a - b);
+    const times = since(replies.flatMap((r) => r.doneAt));
+    const spread = (sorted: number[]) => ({ p50: round(percentile(sorted, 50), 1), p99: round(percentile(sorted, 99), 1), max: round(sorted.at(-1) ?? 0, 1) });
     // A gateway that tells an epoch speaks the protocol with `recovered`; its absence then is a fault too.
     const notRecovered = sum(replies, (r) => r.notRecovered) + (position.withEpoch > 0 ? sum(replies, (r) => r.recoveredAbsent) : 0);
     const faults = {
@@ -564,7 +566,10 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
       expected_events: expected.length,
       caught_up: times.length,
       wave_ms: round(nowMs() - started, 0),
-      all_caught_up_ms: { p50: round(percentile(times, 50), 1), p99: round(percentile(times, 99), 1), max: round(times.at(-1) ?? 0, 1) },
+      all_caught_up_ms: spread(times),
+      // Where the time went, per client from the start of the wave: its `connected` frame, its first missed event.
+      connected_ms: spread(since(replies.flatMap((r) => r.connectedAt))),
+      first_event_ms: spread(since(replies.flatMap((r) => r.firstAt))),
       js_api_requests: requests.stream,
       js_api_requests_server: requests.server,
       consumers_created: requests.consumersCreated,
@@ -781,6 +786,7 @@ function printSummary(): void {
         `storm-resume ${r.version}: ${r.clients} clients × ${r.missed} missed events, ${r.caught_up} all caught up: p50 ${r.all_caught_up_ms.p50} ms, p99 ${r.all_caught_up_ms.p99} ms, max ${r.all_caught_up_ms.max} ms; ` +
           `JetStream API ${r.js_api_requests} requests, ${r.consumers_created} consumers created; faults ${r.faults_total} (recovered:false ${f.recovered_false}, gaps ${f.gaps}, ` +
           `stalled clients ${f.stalled_clients} (${f.stalled_before_connected} of them not even connected) lacking ${f.missing_events} events after ${STORM_TIMEOUT_MS / 1000} s, duplicates ${f.duplicates}, reorderings ${f.reorderings}, unexpected closes ${f.unexpected_closes}, refused ${f.refused_connects}); ` +
+          `connected p50/max ${r.connected_ms.p50}/${r.connected_ms.max} ms, first missed event p50/max ${r.first_event_ms.p50}/${r.first_event_ms.max} ms; ` +
           `CPU during the wave (user+system): gateway ${r.cpu_ms.gateway.user}+${r.cpu_ms.gateway.system} ms, clients ${r.cpu_ms.clients.user}+${r.cpu_ms.clients.system} ms` +
           (r.recovered_not_reported ? `; ${r.recovered_not_reported} connected frames without "recovered" (protocol before it)` : ""),
       );

@@ -134,6 +134,9 @@ interface Resumer {
   /** Index into `expected` of the next missed event this client must get. */
   next: number;
   last: number;
+  /** When the resumed `connected` frame and the first missed event arrived (epoch ms; 0 if not). */
+  connectedAt: number;
+  firstAt: number;
   doneAt: number;
   gaps: number;
   duplicates: number;
@@ -205,6 +208,7 @@ function onResumedFrame(r: Resumer, data: Buffer): void {
     const frame = connectedFrame(data);
     if (!frame) return;
     r.connected = true;
+    r.connectedAt = nowMs();
     r.recovered = frame.recovered;
     return;
   }
@@ -221,6 +225,7 @@ function onResumedFrame(r: Resumer, data: Buffer): void {
   }
   r.last = seq;
   if (r.doneAt !== 0) return;
+  if (r.firstAt === 0) r.firstAt = nowMs();
   while (r.next < expected.length && expected[r.next]! < seq) {
     (r.skipped ??= new Set()).add(expected[r.next++]!);
     r.gaps++;
@@ -259,7 +264,7 @@ function openResumer(r: Resumer, url: string, resumed: boolean): Promise<void> {
   });
 }
 
-const newResumer = (url: string): Resumer => ({ url, position: 0, connected: false, next: 0, last: 0, doneAt: 0, gaps: 0, duplicates: 0, reorders: 0, closed: false, settled: false });
+const newResumer = (url: string): Resumer => ({ url, position: 0, connected: false, next: 0, last: 0, connectedAt: 0, firstAt: 0, doneAt: 0, gaps: 0, duplicates: 0, reorders: 0, closed: false, settled: false });
 
 async function resumeOpen(urls: string[]) {
   const started = performance.now();
@@ -296,7 +301,7 @@ async function resumeWave(command: Extract<Command, { cmd: "resume-wave" }>) {
     // Each client's own missed events start after its position.
     let from = 0;
     while (from < expected.length && expected[from]! <= r.position) from++;
-    Object.assign(r, { connected: false, recovered: undefined, next: from, last: r.position, doneAt: 0, closed: false, settled: false });
+    Object.assign(r, { connected: false, recovered: undefined, next: from, last: r.position, connectedAt: 0, firstAt: 0, doneAt: 0, closed: false, settled: false });
     const resume = `&since=${r.position}${r.epoch === undefined ? "" : `&epoch=${encodeURIComponent(r.epoch)}`}`;
     if (from === expected.length) r.doneAt = nowMs();
     openResumer(r, r.url + resume, true).catch((error: unknown) => {
@@ -317,6 +322,8 @@ async function resumeWave(command: Extract<Command, { cmd: "resume-wave" }>) {
   return {
     event: "resume-waved",
     doneAt: resumers.filter((r) => r.doneAt !== 0 && r.gaps === 0).map((r) => r.doneAt),
+    connectedAt: resumers.filter((r) => r.connectedAt !== 0).map((r) => r.connectedAt),
+    firstAt: resumers.filter((r) => r.firstAt !== 0).map((r) => r.firstAt),
     clients: resumers.length,
     notRecovered: resumers.filter((r) => r.connected && r.recovered === false).length,
     recoveredAbsent: resumers.filter((r) => r.connected && r.recovered === undefined).length,

@@ -531,9 +531,12 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
     const cpuBefore = { gateway: cpuOf(cpuPids.gateway), clients: cpuOf(cpuPids.clients) };
     const started = nowMs();
     const wave = workers.resumeWave(expected, STORM_TIMEOUT_MS, 500);
-    // A live event right behind the wave: a client moved on past missed events without them gets it, and the gap shows.
-    await publishEvent(js, mesh.id, room!, opts.missed);
-    const replies = await wave;
+    // Live events right behind the wave, then one every 2 s while it lasts: a client moved on past
+    // missed events without them gets the next one, and the gap shows instead of a wait.
+    let n = opts.missed;
+    await publishEvent(js, mesh.id, room!, n++);
+    const behind = setInterval(() => void publishEvent(js, mesh.id, room!, n++).catch(() => undefined), 2_000);
+    const replies = await wave.finally(() => clearInterval(behind));
     const requests = await api.stop();
     const cpuSince = (before: { user: number; system: number }, pids: number[]) => {
       const after = cpuOf(pids);
@@ -548,6 +551,7 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
     const faults = {
       recovered_false: notRecovered,
       gaps: sum(replies, (r) => r.gaps),
+      clients_with_gaps: sum(replies, (r) => r.clientsWithGaps),
       // Clients that had not every missed event when the wave timed out, and how many they lacked.
       stalled_clients: sum(replies, (r) => r.incomplete),
       missing_events: sum(replies, (r) => r.missing),
@@ -567,7 +571,7 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
       caught_up: times.length,
       wave_ms: round(nowMs() - started, 0),
       all_caught_up_ms: spread(times),
-      // Where the time went, per client from the start of the wave: its `connected` frame, its first missed event.
+      // Where the time went, per client from the start of the wave: its `connected` frame, its first event after its position.
       connected_ms: spread(since(replies.flatMap((r) => r.connectedAt))),
       first_event_ms: spread(since(replies.flatMap((r) => r.firstAt))),
       js_api_requests: requests.stream,
@@ -576,7 +580,8 @@ async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
       // The old protocol (no epoch) does not say `recovered`: not counted, but shown.
       recovered_not_reported: position.withEpoch > 0 ? 0 : sum(replies, (r) => r.recoveredAbsent),
       faults,
-      faults_total: Object.values(faults).reduce((n, v) => n + v, 0) - faults.missing_events - faults.stalled_before_connected,
+      // Clients and events, each fault once: the details (clients with gaps, events lacking, not connected) are not added.
+      faults_total: Object.values(faults).reduce((n, v) => n + v, 0) - faults.clients_with_gaps - faults.missing_events - faults.stalled_before_connected,
       // CPU used during the wave (user + system), including the 500 ms after it.
       cpu_ms: cpu,
       refused_errors: replies.flatMap((r) => r.refusedErrors).slice(0, 3),
@@ -784,9 +789,9 @@ function printSummary(): void {
       const f = r.faults;
       log(
         `storm-resume ${r.version}: ${r.clients} clients × ${r.missed} missed events, ${r.caught_up} all caught up: p50 ${r.all_caught_up_ms.p50} ms, p99 ${r.all_caught_up_ms.p99} ms, max ${r.all_caught_up_ms.max} ms; ` +
-          `JetStream API ${r.js_api_requests} requests, ${r.consumers_created} consumers created; faults ${r.faults_total} (recovered:false ${f.recovered_false}, gaps ${f.gaps}, ` +
+          `JetStream API ${r.js_api_requests} requests, ${r.consumers_created} consumers created; faults ${r.faults_total} (recovered:false ${f.recovered_false}, gaps ${f.gaps} in ${f.clients_with_gaps} clients, ` +
           `stalled clients ${f.stalled_clients} (${f.stalled_before_connected} of them not even connected) lacking ${f.missing_events} events after ${STORM_TIMEOUT_MS / 1000} s, duplicates ${f.duplicates}, reorderings ${f.reorderings}, unexpected closes ${f.unexpected_closes}, refused ${f.refused_connects}); ` +
-          `connected p50/max ${r.connected_ms.p50}/${r.connected_ms.max} ms, first missed event p50/max ${r.first_event_ms.p50}/${r.first_event_ms.max} ms; ` +
+          `connected p50/max ${r.connected_ms.p50}/${r.connected_ms.max} ms, first event p50/max ${r.first_event_ms.p50}/${r.first_event_ms.max} ms; ` +
           `CPU during the wave (user+system): gateway ${r.cpu_ms.gateway.user}+${r.cpu_ms.gateway.system} ms, clients ${r.cpu_ms.clients.user}+${r.cpu_ms.clients.system} ms` +
           (r.recovered_not_reported ? `; ${r.recovered_not_reported} connected frames without "recovered" (protocol before it)` : ""),
       );

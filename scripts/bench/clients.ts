@@ -134,7 +134,7 @@ interface Resumer {
   /** Index into `expected` of the next missed event this client must get. */
   next: number;
   last: number;
-  /** When the resumed `connected` frame and the first missed event arrived (epoch ms; 0 if not). */
+  /** When the resumed `connected` frame and the first event after its position arrived (epoch ms; 0 if not). */
   connectedAt: number;
   firstAt: number;
   doneAt: number;
@@ -332,6 +332,7 @@ async function resumeWave(command: Extract<Command, { cmd: "resume-wave" }>) {
     incompleteUnconnected: resumers.filter((r) => !r.refused && r.doneAt === 0 && !r.connected).length,
     // Missed events skipped (a later one came first and this one never), and those still due from clients that did not finish.
     gaps: resumers.reduce((n, r) => n + r.gaps, 0),
+    clientsWithGaps: resumers.filter((r) => r.gaps > 0).length,
     missing: resumers.reduce((n, r) => n + (r.doneAt === 0 && !r.refused ? expected.length - r.next : 0), 0),
     duplicates: resumers.reduce((n, r) => n + r.duplicates, 0),
     reorders: resumers.reduce((n, r) => n + r.reorders, 0),

@@ -161,6 +161,7 @@ function settle(r: Resumer): void {
 
 const CLOSE_BRACE = 0x7d;
 const COLON = 0x3a;
+const SEQ_KEY = Buffer.from('"seq"');
 
 /**
  * The `seq` of an event frame, read from the frame's last bytes (`…,"seq":123}`:
@@ -178,8 +179,9 @@ export function trailingSeq(frame: Buffer): number {
     seq += digit * scale;
     scale *= 10;
   }
-  // `"seq":` before the digits (not `"first_seq":`).
-  if (scale === 1 || frame[i] !== COLON || frame.toString("latin1", i - 5, i) !== '"seq"') return -1;
+  // `"seq":` before the digits (not `"first_seq":`), compared byte by byte.
+  if (scale === 1 || frame[i] !== COLON) return -1;
+  for (let k = 0; k < SEQ_KEY.length; k++) if (frame[i - SEQ_KEY.length + k] !== SEQ_KEY[k]) return -1;
   return seq;
 }
 

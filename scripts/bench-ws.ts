@@ -709,6 +709,12 @@ async function main(): Promise<void> {
     const { env, processes, gateways, urls: gatewayUrls, output } = mesh;
     const rooms = opts.fanout || opts.idle > 0 || opts.storm > 0 ? await createRooms(gatewayUrls[0]!, opts.rooms) : [];
     nc = await connect({ servers: servers.natsUrl });
+    // Interrupted (Ctrl-C), the meshes' streams go too, once their processes have stopped.
+    const bench = nc;
+    interruptCleanups.add(async () => {
+      const jsm = await bench.jetstreamManager();
+      await Promise.allSettled(meshes.map((mesh) => mesh.stop().then(() => jsm.streams.delete(mesh.env["NATS_STREAM"]!))));
+    });
     const js = nc.jetstream();
     const relayEnv = { NATS_URL: servers.natsUrl, SUBJECT: `rt.${runId}.*.*.*` };
     if (opts.fanout) log(`bench ${runId}: ${opts.clients} clients, ${opts.rooms} rooms, ${opts.rate} events/s for ${opts.seconds} s via ${opts.via}, payload ${opts.payload} B`);

@@ -1,15 +1,18 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { connect, type JetStreamClient, type NatsConnection } from "nats";
+import { connect, type JetStreamClient, type NatsConnection, type PubAck } from "nats";
 import postgres from "postgres";
 import { startProcess, spawnChild, type MeshProcess } from "../internal/devenv/processes.js";
 import { provideServers } from "../internal/devenv/servers.js";
 import { startOrder } from "../internal/devenv/topology.js";
-import type { ClientKind, Command, Target } from "./bench/clients.js";
-import { cpuMs, LatencyHistogram, nowMs, rssBytes } from "./bench/measure.js";
+import { Subjects } from "../internal/platform/events.js";
+import type { ClientKind, Command, Target, WaveReply } from "./bench/clients.js";
+import { cpuMs, cpuTimes, LatencyHistogram, nowMs, rssBytes } from "./bench/measure.js";
 
 /**
  * `npm run bench:ws`: N WebSocket clients across R rooms, events published
@@ -18,6 +21,10 @@ import { cpuMs, LatencyHistogram, nowMs, rssBytes } from "./bench/measure.js";
  * uWebSockets.js relay (the ceiling) and a Socket.IO relay (the common
  * alternative). Prints deliveries/s, loss, latency, server CPU per delivered
  * message and RSS per connection, and appends JSON lines to --out.
+ * --storm-resume N: N clients of one room drop, miss --missed events and
+ * resume at once with since/epoch; how long until each has every missed event
+ * in order, the JetStream API requests it cost, and every fault. With
+ * --storm-baseline <rev>, the same storm against a mesh built from that revision.
  */
 
 const { values: args } = parseArgs({
@@ -39,6 +46,11 @@ const { values: args } = parseArgs({
     "skip-fanout": { type: "boolean", default: false },
     /** Write CPU profiles of the gateway and the relays (node --cpu-prof) into this folder. */
     profile: { type: "string" },
+    /** Reconnect storm: this many clients of one room resume at once after missing --missed events. */
+    "storm-resume": { type: "string", default: "0" },
+    missed: { type: "string", default: "200" },
+    /** The same storm against a mesh built from this git revision (in a temporary folder). */
+    "storm-baseline": { type: "string" },
   },
 });
 /** A whole number of at least `min` from a flag, or the bench stops naming the flag. */
@@ -70,6 +82,9 @@ const opts = {
   out: args.out!,
   profile: args.profile,
   fanout: !args["skip-fanout"],
+  stormResume: smoke ? 100 : count("storm-resume", 0),
+  missed: smoke ? 50 : count("missed", 1),
+  stormBaseline: smoke ? undefined : args["storm-baseline"],
 };
 /** Node arguments of the servers under test: --cpu-prof when asked. */
 const nodeArgs = opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${opts.profile}`] : [];
@@ -114,7 +129,8 @@ class Workers {
   static async start(count: number): Promise<Workers> {
     const workers = new Workers();
     for (let i = 0; i < count; i++) {
-      const child = fork(`${root}dist/scripts/bench/clients.js`, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      // With --profile the client processes are profiled too (whether they keep up is part of every figure).
+      const child = fork(`${root}dist/scripts/bench/clients.js`, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: nodeArgs });
       interruptCleanups.add(async () => child.kill());
       await new Promise<void>((resolve) => child.once("message", () => resolve()));
       workers.children.push(child);
@@ -190,6 +206,35 @@ class Workers {
     return { histogram, perRoom, closed };
   }
 
+  /** Storm clients: opens them live (no since), spread over the workers. */
+  async resumeOpen(urls: string[]) {
+    const replies = await Promise.all(
+      this.children.map((child, i) =>
+        this.ask<{ ok: number; failed: number; ms: number; errors: [string, number][] }>(
+          child,
+          { cmd: "resume-open", urls: urls.filter((_, j) => j % this.children.length === i) },
+          "resume-opened",
+        ),
+      ),
+    );
+    return { ok: sum(replies, (r) => r.ok), failed: sum(replies, (r) => r.failed), ms: Math.max(...replies.map((r) => r.ms)), errors: replies.flatMap((r) => r.errors) };
+  }
+
+  /** How many storm clients have reached `seq`, the lowest position, and how many were told an epoch. */
+  async resumeLive(seq: number) {
+    const replies = await Promise.all(this.children.map((child) => this.ask<{ live: number; minPosition: number; withEpoch: number }>(child, { cmd: "resume-live", seq }, "resume-live")));
+    return { live: sum(replies, (r) => r.live), minPosition: Math.min(...replies.map((r) => r.minPosition)), withEpoch: sum(replies, (r) => r.withEpoch) };
+  }
+
+  async resumeDrop(): Promise<void> {
+    await Promise.all(this.children.map((child) => this.ask(child, { cmd: "resume-drop" }, "resume-dropped")));
+  }
+
+  /** Every storm client reconnects at once with since/epoch; each worker answers when its clients are through. */
+  resumeWave(expected: number[], timeoutMs: number, lingerMs: number) {
+    return Promise.all(this.children.map((child) => this.ask<WaveReply>(child, { cmd: "resume-wave", expected, timeoutMs, lingerMs }, "resume-waved")));
+  }
+
   async stop(): Promise<void> {
     for (const child of this.children) child.send({ cmd: "close" } satisfies Command);
     await Promise.all(this.children.map((child) => new Promise((resolve) => child.once("exit", resolve))));
@@ -228,10 +273,10 @@ async function api<T = any>(base: string, method: string, path: string, body?: u
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
-async function createRooms(base: string, count: number): Promise<Room[]> {
+async function createRooms(base: string, count: number, prefix = runId): Promise<Room[]> {
   const rooms: Room[] = [];
   for (let i = 0; i < count; i++) {
-    const email = `${runId}.${i}@bench.local`;
+    const email = `${prefix}.${i}@bench.local`;
     const password = "Bench-passw0rd";
     await api(base, "POST", "/auth/register", { name: `Bench ${i}`, email, password });
     const { access_token: token } = await api<{ access_token: string }>(base, "POST", "/auth/login", { email, password });
@@ -245,8 +290,6 @@ async function createRooms(base: string, count: number): Promise<Room[]> {
 async function publishLoad(js: JetStreamClient, root: string, rooms: Room[], gatewayUrl: string): Promise<Map<string, number>> {
   const perRoom = new Map(rooms.map((r) => [r.workspaceId, 0]));
   const total = opts.rate * opts.seconds;
-  const pad = "x".repeat(opts.payload);
-  const encoder = new TextEncoder();
   const pending: Promise<unknown>[] = [];
   const started = performance.now();
   for (let n = 0; n < total; n++) {
@@ -258,20 +301,29 @@ async function publishLoad(js: JetStreamClient, root: string, rooms: Room[], gat
     if (opts.via === "rest") {
       pending.push(api(gatewayUrl, "POST", `/workspaces/${room.workspaceId}/broadcast`, { content: `${runId} n=${n} t=${nowMs()}` }, room.token));
     } else {
-      const event = {
-        id: randomUUID(),
-        type: "custom.message",
-        workspace_id: room.workspaceId,
-        aggregate_id: room.workspaceId,
-        data: { bench: runId, n, t: nowMs(), pad },
-        timestamp: Date.now(),
-      };
-      pending.push(js.publish(`${root}.realtime.${room.workspaceId}.custom`, encoder.encode(JSON.stringify(event)), { msgID: event.id }));
+      pending.push(publishEvent(js, root, room, n));
     }
     if (pending.length >= 500) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
   return perRoom;
+}
+
+const encoder = new TextEncoder();
+let pad: string | undefined;
+
+/** Stores one bench event of a room in the stream, as the outbox does (the stream republishes it to the gateways). */
+function publishEvent(js: JetStreamClient, root: string, room: Room, n: number): Promise<PubAck> {
+  pad ??= "x".repeat(opts.payload);
+  const event = {
+    id: randomUUID(),
+    type: "custom.message",
+    workspace_id: room.workspaceId,
+    aggregate_id: room.workspaceId,
+    data: { bench: runId, n, t: nowMs(), pad },
+    timestamp: Date.now(),
+  };
+  return js.publish(`${root}.realtime.${room.workspaceId}.custom`, encoder.encode(JSON.stringify(event)), { msgID: event.id });
 }
 
 /** Waits until deliveries stop growing (or every expected one arrived). */
@@ -390,16 +442,208 @@ async function connectStorm(urls: string[], rooms: Room[], count: number) {
   }
 }
 
+// --- reconnect storm ------------------------------------------------------------
+
+/** The sequences of the stored events of `filter` after `afterSeq`, read straight from the stream: the truth the clients are checked against. */
+async function storedSeqs(nc: NatsConnection, stream: string, filter: string, afterSeq: number): Promise<number[]> {
+  const consumer = await nc.jetstream().consumers.get(stream, { filterSubjects: filter, opt_start_seq: afterSeq + 1 });
+  const seqs: number[] = [];
+  for (;;) {
+    let received = 0;
+    for await (const message of await consumer.fetch({ max_messages: 1_000, expires: 2_000 })) {
+      received++;
+      seqs.push(message.seq);
+      if (message.info.pending === 0) return seqs;
+    }
+    if (received === 0 && (await consumer.info()).num_pending === 0) return seqs;
+  }
+}
+
+/**
+ * Counts the JetStream API requests on the server from now until stop(): those
+ * naming `stream` (the mesh's own; the server is shared) and, of them, consumer
+ * creations (`$JS.API.CONSUMER.CREATE.<stream>[.<name>[.<filter>]]`,
+ * `$JS.API.CONSUMER.DURABLE.CREATE.<stream>.<name>`).
+ */
+async function countJsApi(nc: NatsConnection, stream: string) {
+  const counts = { server: 0, stream: 0, consumersCreated: 0 };
+  const subscription = nc.subscribe("$JS.API.>", {
+    callback: (_error, message) => {
+      counts.server++;
+      const tokens = message.subject.split(".");
+      if (!tokens.includes(stream)) return;
+      counts.stream++;
+      if (tokens[2] === "CONSUMER" && (tokens[3] === "CREATE" || (tokens[3] === "DURABLE" && tokens[4] === "CREATE"))) counts.consumersCreated++;
+    },
+  });
+  await nc.flush();
+  return {
+    counts,
+    stop: async () => {
+      await nc.flush();
+      subscription.unsubscribe();
+      return counts;
+    },
+  };
+}
+
+/** The value at percentile `p` of ascending `sorted` values. */
+const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? 0 : sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!);
+
+/** How long a reconnect wave may take before the clients still behind are counted as stalled. */
+const STORM_TIMEOUT_MS = 120_000;
+
+async function stormResume(version: string, mesh: Mesh, nc: NatsConnection) {
+  const count = opts.stormResume;
+  const js = nc.jetstream();
+  const [room] = await createRooms(mesh.urls[0]!, 1, `${mesh.id}.storm`);
+  const filter = new Subjects(mesh.id).room(room!.workspaceId);
+  const urls = Array.from({ length: count }, (_, i) => `${mesh.urls[i % mesh.urls.length]!.replace("http", "ws")}/ws/${room!.workspaceId}?token=${room!.token}`);
+  const workers = await Workers.start(Math.max(opts.workers, Math.ceil(count / PER_WORKER_LIMIT)));
+  try {
+    if (process.env["BENCH_DEBUG"]) log(`  debug: room ${room!.workspaceId}, workers ${workers.children.length}`);
+    const opened = await workers.resumeOpen(urls);
+    log(`  storm-resume ${version}: ${opened.ok}/${count} clients of one room connected in ${Math.round(opened.ms)} ms${opened.failed ? `, ${opened.failed} failed: ${JSON.stringify(opened.errors.slice(0, 3))}` : ""}`);
+    // Live: every client gets an event published after they all joined.
+    const live = await publishEvent(js, mesh.id, room!, -1);
+    const position = await waitUntil(30_000, async () => {
+      const state = await workers.resumeLive(live.seq);
+      return state.live >= opened.ok ? state : undefined;
+    });
+    if (!position) throw new Error(`storm-resume ${version}: the clients did not all get the live event ${live.seq}`);
+    await workers.resumeDrop();
+    const published: number[] = [];
+    for (let n = 0; n < opts.missed; n += 500) {
+      const acks = await Promise.all(Array.from({ length: Math.min(500, opts.missed - n) }, (_, i) => publishEvent(js, mesh.id, room!, n + i)));
+      published.push(...acks.map((a) => a.seq));
+    }
+    const lastMissed = Math.max(...published);
+    // Every stored event of the room after the lowest position: the bench's events, and any other event of the room (presence, …) in between.
+    const expected = (await storedSeqs(nc, mesh.env["NATS_STREAM"]!, filter, position.minPosition)).filter((seq) => seq <= lastMissed);
+    const unstored = published.filter((seq) => !expected.includes(seq)).length;
+    if (unstored > 0) throw new Error(`storm-resume ${version}: ${unstored} published events are not among the room's stored events`);
+    log(`  storm-resume ${version}: all live at seq ≥ ${position.minPosition}, dropped; ${published.length} events published (${expected.length} stored for the room since); reconnecting all`);
+
+    const api = await countJsApi(nc, mesh.env["NATS_STREAM"]!);
+    // CPU (user and system) of the gateways and of the client processes, over the wave.
+    const cpuOf = (pids: number[]) => pids.map(cpuTimes).reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }));
+    const cpuPids = { gateway: mesh.gateways.map((g) => g.pid), clients: workers.children.map((c) => c.pid!) };
+    const cpuBefore = { gateway: cpuOf(cpuPids.gateway), clients: cpuOf(cpuPids.clients) };
+    const started = nowMs();
+    const wave = workers.resumeWave(expected, STORM_TIMEOUT_MS, 500);
+    // Live events right behind the wave, then one every 2 s while it lasts: a client moved on past
+    // missed events without them gets the next one, and the gap shows instead of a wait.
+    let n = opts.missed;
+    await publishEvent(js, mesh.id, room!, n++);
+    const behind = setInterval(() => void publishEvent(js, mesh.id, room!, n++).catch(() => undefined), 2_000);
+    const replies = await wave.finally(() => clearInterval(behind));
+    const requests = await api.stop();
+    const cpuSince = (before: { user: number; system: number }, pids: number[]) => {
+      const after = cpuOf(pids);
+      return { user: round(after.user - before.user, 0), system: round(after.system - before.system, 0) };
+    };
+    const cpu = { gateway: cpuSince(cpuBefore.gateway, cpuPids.gateway), clients: cpuSince(cpuBefore.clients, cpuPids.clients) };
+    const since = (at: number[]) => at.map((t) => t - started).sort((a, b) => a - b);
+    const times = since(replies.flatMap((r) => r.doneAt));
+    const spread = (sorted: number[]) => ({ p50: round(percentile(sorted, 50), 1), p99: round(percentile(sorted, 99), 1), max: round(sorted.at(-1) ?? 0, 1) });
+    // A gateway that tells an epoch speaks the protocol with `recovered`; its absence then is a fault too.
+    const notRecovered = sum(replies, (r) => r.notRecovered) + (position.withEpoch > 0 ? sum(replies, (r) => r.recoveredAbsent) : 0);
+    const faults = {
+      recovered_false: notRecovered,
+      gaps: sum(replies, (r) => r.gaps),
+      clients_with_gaps: sum(replies, (r) => r.clientsWithGaps),
+      // Clients that had not every missed event when the wave timed out, and how many they lacked.
+      stalled_clients: sum(replies, (r) => r.incomplete),
+      missing_events: sum(replies, (r) => r.missing),
+      stalled_before_connected: sum(replies, (r) => r.incompleteUnconnected),
+      duplicates: sum(replies, (r) => r.duplicates),
+      reorderings: sum(replies, (r) => r.reorders),
+      unexpected_closes: sum(replies, (r) => r.closed),
+      refused_connects: sum(replies, (r) => r.refused) + opened.failed,
+    };
+    const result = {
+      target: "gateway",
+      test: "storm-resume",
+      version,
+      clients: count,
+      missed: published.length,
+      expected_events: expected.length,
+      caught_up: times.length,
+      wave_ms: round(nowMs() - started, 0),
+      all_caught_up_ms: spread(times),
+      // Where the time went, per client from the start of the wave: its `connected` frame, its first event after its position.
+      connected_ms: spread(since(replies.flatMap((r) => r.connectedAt))),
+      first_event_ms: spread(since(replies.flatMap((r) => r.firstAt))),
+      js_api_requests: requests.stream,
+      js_api_requests_server: requests.server,
+      consumers_created: requests.consumersCreated,
+      // The old protocol (no epoch) does not say `recovered`: not counted, but shown.
+      recovered_not_reported: position.withEpoch > 0 ? 0 : sum(replies, (r) => r.recoveredAbsent),
+      faults,
+      // Clients and events, each fault once: the details (clients with gaps, events lacking, not connected) are not added.
+      faults_total: Object.values(faults).reduce((n, v) => n + v, 0) - faults.clients_with_gaps - faults.missing_events - faults.stalled_before_connected,
+      // CPU used during the wave (user + system), including the 500 ms after it.
+      cpu_ms: cpu,
+      refused_errors: replies.flatMap((r) => r.refusedErrors).slice(0, 3),
+    };
+    record(result);
+    return result;
+  } finally {
+    await workers.stop();
+  }
+}
+
+/** Polls `probe` every 100 ms until it returns a value, or gives up after `ms`. */
+async function waitUntil<T>(ms: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined || performance.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * The tree of `rev`, built into a folder under the system's temp dir (kept and
+ * reused: one per commit): `git archive` of the commit, node_modules linked to
+ * this checkout's, then its own `npm run build`.
+ */
+function buildRevision(rev: string): { commit: string; dir: string } {
+  const commit = execFileSync("git", ["rev-parse", "--verify", `${rev}^{commit}`], { cwd: root, encoding: "utf8" }).trim();
+  const dir = join(tmpdir(), `taskboard-baseline-${commit.slice(0, 12)}`);
+  if (existsSync(join(dir, ".built"))) return { commit, dir };
+  log(`  building ${rev} (${commit.slice(0, 12)}) in ${dir}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  execFileSync("sh", ["-c", `git archive --format=tar "$0" | tar -x -C "$1"`, commit, dir], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  symlinkSync(realpathSync(join(root, "node_modules")), join(dir, "node_modules"));
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: dir, stdio: ["ignore", "inherit", "inherit"] });
+  writeFileSync(join(dir, ".built"), `${commit}\n`);
+  return { commit, dir };
+}
+
+const sum = <T>(items: T[], of: (item: T) => number) => items.reduce((n, item) => n + of(item), 0);
+
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
 // --- main ---------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  const servers = await provideServers(process.env, ["nats", "postgres", "redis"], (line) => log(`[servers] ${line}`));
-  const database = `tb_${runId}`;
-  const adminUrl = new URL(servers.databaseUrl);
-  adminUrl.pathname = "/postgres";
-  const admin = postgres(adminUrl.toString(), { max: 1, onnotice: () => undefined });
+/** Auth, workspace and gateways of one build (`code`: a checkout with dist/) on a database, stream and subject root of their own (`id`). */
+interface Mesh {
+  id: string;
+  code: string;
+  env: Record<string, string>;
+  processes: MeshProcess[];
+  gateways: MeshProcess[];
+  urls: string[];
+  output: (name: string) => (line: string) => void;
+  stop(): Promise<void>;
+}
+
+type Servers = { natsUrl: string; redisUrl: string; databaseUrl: string };
+
+async function startMesh(servers: Servers, admin: postgres.Sql, code: string, id: string): Promise<Mesh> {
+  const database = `tb_${id}`;
   await admin.unsafe(`create database ${database}`);
   const databaseUrl = new URL(servers.databaseUrl);
   databaseUrl.pathname = `/${database}`;
@@ -407,9 +651,9 @@ async function main(): Promise<void> {
     NATS_URL: servers.natsUrl,
     REDIS_URL: servers.redisUrl,
     DATABASE_URL: databaseUrl.toString(),
-    NATS_SUBJECT_ROOT: runId,
-    NATS_STREAM: runId.toUpperCase(),
-    REDIS_PREFIX: `${runId}:`,
+    NATS_SUBJECT_ROOT: id,
+    NATS_STREAM: id.toUpperCase(),
+    REDIS_PREFIX: `${id}:`,
     INTERNAL_TOKEN: randomBytes(24).toString("base64url"),
     LOG_LEVEL: "info",
     GRPC_PORT: "0",
@@ -425,34 +669,59 @@ async function main(): Promise<void> {
     WS_MAX_CONNECTIONS_PER_USER: "1000000",
   };
   const processes: MeshProcess[] = [];
-  interruptCleanups.add(async () => {
-    for (const p of [...processes].reverse()) await p.stop();
-    await admin.unsafe(`drop database if exists ${database} with (force)`).catch(() => undefined);
-    await servers.stop();
-  });
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      for (const p of [...processes].reverse()) await p.stop();
+      await admin.unsafe(`drop database if exists ${database} with (force)`).catch(() => undefined);
+    })());
+  interruptCleanups.add(stop);
   const output = (name: string) => (line: string) => {
-    if (/"level":"(error|fatal)"/.test(line)) log(`  [${name}] ${line}`);
+    if (/"level":"(error|fatal)"/.test(line)) log(`  [${name}${code === root ? "" : ` ${id}`}] ${line}`);
   };
-  let nc: NatsConnection | undefined;
   try {
     // The processes the fan-out needs (logins and rooms): auth and workspace, as the topology declares them.
     for (const spec of startOrder().flat().filter((p) => p.name === "auth" || p.name === "workspace")) {
-      const started = await startProcess(spec.name, { cwd: root, env, output: output(spec.name) });
+      const started = await startProcess(spec.name, { cwd: code, env, output: output(spec.name) });
       processes.push(started);
       env[spec.addressVar!] = `127.0.0.1:${started.ports["grpc"]}`;
     }
     const gateways: MeshProcess[] = [];
     for (let i = 0; i < opts.replicas; i++) {
-      const gateway = await startProcess("gateway", { cwd: root, env, output: output("gateway"), nodeArgs });
+      const gateway = await startProcess("gateway", { cwd: code, env, output: output("gateway"), nodeArgs });
       gateways.push(gateway);
       processes.push(gateway);
     }
-    const gatewayUrls = gateways.map((g) => `http://127.0.0.1:${g.ports["http"]}`);
-    const rooms = await createRooms(gatewayUrls[0]!, opts.rooms);
+    return { id, code, env, processes, gateways, urls: gateways.map((g) => `http://127.0.0.1:${g.ports["http"]}`), output, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const servers = await provideServers(process.env, ["nats", "postgres", "redis"], (line) => log(`[servers] ${line}`));
+  const adminUrl = new URL(servers.databaseUrl);
+  adminUrl.pathname = "/postgres";
+  const admin = postgres(adminUrl.toString(), { max: 1, onnotice: () => undefined });
+  interruptCleanups.add(() => servers.stop());
+  const meshes: Mesh[] = [];
+  let nc: NatsConnection | undefined;
+  try {
+    const mesh = await startMesh(servers, admin, root, runId);
+    meshes.push(mesh);
+    const { env, processes, gateways, urls: gatewayUrls, output } = mesh;
+    const rooms = opts.fanout || opts.idle > 0 || opts.storm > 0 ? await createRooms(gatewayUrls[0]!, opts.rooms) : [];
     nc = await connect({ servers: servers.natsUrl });
+    // Interrupted (Ctrl-C), the meshes' streams go too, once their processes have stopped.
+    const bench = nc;
+    interruptCleanups.add(async () => {
+      const jsm = await bench.jetstreamManager();
+      await Promise.allSettled(meshes.map((mesh) => mesh.stop().then(() => jsm.streams.delete(mesh.env["NATS_STREAM"]!))));
+    });
     const js = nc.jetstream();
     const relayEnv = { NATS_URL: servers.natsUrl, SUBJECT: `rt.${runId}.*.*.*` };
-    log(`bench ${runId}: ${opts.clients} clients, ${opts.rooms} rooms, ${opts.rate} events/s for ${opts.seconds} s via ${opts.via}, payload ${opts.payload} B`);
+    if (opts.fanout) log(`bench ${runId}: ${opts.clients} clients, ${opts.rooms} rooms, ${opts.rate} events/s for ${opts.seconds} s via ${opts.via}, payload ${opts.payload} B`);
 
     for (const target of opts.fanout ? opts.targets : []) {
       if (target === "gateway") {
@@ -485,11 +754,22 @@ async function main(): Promise<void> {
       }
     }
     if (opts.storm > 0) await connectStorm(gatewayUrls, rooms, opts.storm);
+    if (opts.stormResume > 0) {
+      log(`bench ${runId}: reconnect storm, ${opts.stormResume} clients of one room, ${opts.missed} missed events`);
+      await stormResume("current", mesh, nc);
+      if (opts.stormBaseline) {
+        const { commit, dir } = buildRevision(opts.stormBaseline);
+        const baseline = await startMesh(servers, admin, dir, `${runId}base`);
+        meshes.push(baseline);
+        await stormResume(`${opts.stormBaseline} (${commit.slice(0, 12)})`, baseline, nc);
+      }
+    }
   } finally {
-    await nc?.jetstreamManager().then((jsm) => jsm.streams.delete(runId.toUpperCase())).catch(() => undefined);
+    for (const mesh of meshes.reverse()) {
+      await nc?.jetstreamManager().then((jsm) => jsm.streams.delete(mesh.env["NATS_STREAM"]!)).catch(() => undefined);
+      await mesh.stop();
+    }
     await nc?.close();
-    for (const p of processes.reverse()) await p.stop();
-    await admin.unsafe(`drop database if exists ${database} with (force)`);
     await admin.end();
     await servers.stop();
   }
@@ -514,7 +794,18 @@ function printSummary(): void {
   }
   for (const r of results.filter((r) => "test" in r) as any[]) {
     if (r.test === "idle") log(`idle ${r.target}: ${r.connections} connections (${r.failed} failed), RSS ${r.baseline_rss_mib} → ${r.rss_mib} MiB, ${r.rss_kib_per_connection} KiB per connection`);
-    else log(`connect storm: ${r.connected}/${r.joins} authenticated joins in ${r.seconds} s, ${r.refused} refused`);
+    else if (r.test === "connect-storm") log(`connect storm: ${r.connected}/${r.joins} authenticated joins in ${r.seconds} s, ${r.refused} refused`);
+    else if (r.test === "storm-resume") {
+      const f = r.faults;
+      log(
+        `storm-resume ${r.version}: ${r.clients} clients × ${r.missed} missed events, ${r.caught_up} all caught up: p50 ${r.all_caught_up_ms.p50} ms, p99 ${r.all_caught_up_ms.p99} ms, max ${r.all_caught_up_ms.max} ms; ` +
+          `JetStream API ${r.js_api_requests} requests, ${r.consumers_created} consumers created; faults ${r.faults_total} (recovered:false ${f.recovered_false}, gaps ${f.gaps} in ${f.clients_with_gaps} clients, ` +
+          `stalled clients ${f.stalled_clients} (${f.stalled_before_connected} of them not even connected) lacking ${f.missing_events} events after ${STORM_TIMEOUT_MS / 1000} s, duplicates ${f.duplicates}, reorderings ${f.reorderings}, unexpected closes ${f.unexpected_closes}, refused ${f.refused_connects}); ` +
+          `connected p50/max ${r.connected_ms.p50}/${r.connected_ms.max} ms, first event p50/max ${r.first_event_ms.p50}/${r.first_event_ms.max} ms; ` +
+          `CPU during the wave (user+system): gateway ${r.cpu_ms.gateway.user}+${r.cpu_ms.gateway.system} ms, clients ${r.cpu_ms.clients.user}+${r.cpu_ms.clients.system} ms` +
+          (r.recovered_not_reported ? `; ${r.recovered_not_reported} connected frames without "recovered" (protocol before it)` : ""),
+      );
+    }
   }
   log(`(JSON lines appended to ${opts.out})`);
 }

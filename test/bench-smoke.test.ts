@@ -30,7 +30,7 @@ const readLines = (file: string) =>
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("bench:ws", () => {
-  test("bench: the WebSocket fan-out smoke run measures the gateway and both references without loss", async () => {
+  test("bench: the WebSocket smoke run measures the gateway and both references without loss, and a reconnect storm without faults", async () => {
     const out = join(dir, "ws.jsonl");
     const { stdout } = await run(process.execPath, [join(root, "dist/scripts/bench-ws.js"), "--smoke", "--out", out], {
       cwd: root,
@@ -48,6 +48,16 @@ describe("bench:ws", () => {
       expect(lines.find((l) => l["target"] === target && l["test"] === "idle")?.["failed"]).toBe(0);
     }
     expect(lines.find((l) => l["test"] === "connect-storm")).toMatchObject({ refused: 0 });
+    // The reconnect storm (100 clients × 50 missed events): every client told it recovered and got every missed event, in order, once.
+    const storm = lines.find((l) => l["test"] === "storm-resume");
+    expect(storm, "a storm-resume result").toBeDefined();
+    expect(storm).toMatchObject({ version: "current", clients: 100, missed: 50, caught_up: 100, faults_total: 0 });
+    expect(storm!["expected_events"]).toBeGreaterThanOrEqual(50);
+    expect(Object.values(storm!["faults"] as Record<string, number>).every((n) => n === 0), JSON.stringify(storm!["faults"])).toBe(true);
+    expect(storm!["all_caught_up_ms"]).toEqual({ p50: expect.any(Number), p99: expect.any(Number), max: expect.any(Number) });
+    expect(storm!["js_api_requests"]).toEqual(expect.any(Number));
+    expect(storm!["consumers_created"]).toEqual(expect.any(Number));
+    expect(stdout).toContain("storm-resume current: 100 clients × 50 missed events");
   }, 300_000);
 });
 

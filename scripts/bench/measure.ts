@@ -46,10 +46,16 @@ const TICKS_PER_SECOND = 100;
 
 /** User + system CPU time a process has used, in milliseconds (from /proc). */
 export function cpuMs(pid: number): number {
+  const { user, system } = cpuTimes(pid);
+  return user + system;
+}
+
+/** User and system CPU time a process has used, apart, in milliseconds (from /proc). */
+export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // utime and stime are fields 14 and 15 of /proc/<pid>/stat (11 and 12 after the command).
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+  return { user: (Number(fields[11]) * 1000) / TICKS_PER_SECOND, system: (Number(fields[12]) * 1000) / TICKS_PER_SECOND };
 }
 
 /** Resident set size of a process in bytes (VmRSS), or its peak (VmHWM). */

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { TaskboardClient } from "../api/client/index.js";
 import { startOrder } from "../internal/devenv/topology.js";
 import { createWriteStream, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -88,15 +89,6 @@ function sampleRss(pids: Record<string, number>) {
   };
 }
 
-async function api<T = any>(base: string, method: string, path: string, token?: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = {};
-  if (token) headers["authorization"] = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
-}
 
 async function main(): Promise<void> {
   const servers = await provideServers(process.env, ["nats", "postgres", "redis"], (line) => say(`[servers] ${line}`));
@@ -107,7 +99,10 @@ async function main(): Promise<void> {
     url.pathname = `/${database}`;
     return url.toString();
   })();
-  const admin = postgres(servers.databaseUrl, { max: 1, onnotice: () => undefined });
+  // The maintenance database: the dev database (servers.databaseUrl) need not exist yet.
+  const adminUrl = new URL(servers.databaseUrl);
+  adminUrl.pathname = "/postgres";
+  const admin = postgres(adminUrl.toString(), { max: 1, onnotice: () => undefined });
   await admin.unsafe(`create database ${database}`);
   const logDir = mkdtempSync(join(tmpdir(), "taskboard-bench-export-"));
   say(`bench: database ${database}, process logs in ${logDir}`);
@@ -158,9 +153,10 @@ async function main(): Promise<void> {
 
     const password = "Bench-passw0rd";
     const email = `bench.${id}@example.com`;
-    const user = await api(base, "POST", "/auth/register", undefined, { name: "Bench", email, password });
-    const { access_token: token } = await api(base, "POST", "/auth/login", undefined, { email, password });
-    const workspace = await api(base, "POST", "/workspaces", token, { name: "Bench" });
+    const client = new TaskboardClient({ baseUrl: base });
+    const user = await client.register({ name: "Bench", email, password });
+    await client.login({ email, password });
+    const workspace = await client.createWorkspace({ name: "Bench" });
 
     say(`bench: seeding ${ROWS.toLocaleString("en")} tasks`);
     const seedStarted = performance.now();
@@ -186,22 +182,23 @@ async function main(): Promise<void> {
       const rss = sampleRss({ export: pids["export"]!, task: pids["task"]! });
       const cpuBefore = { export: cpuSeconds(pids["export"]!), task: cpuSeconds(pids["task"]!) };
       const started = performance.now();
-      const created = await api(base, "POST", `/workspaces/${workspace.id}/exports`, token, { type: "tasks", format });
+      const created = await client.createExport(workspace.id, { type: "tasks", format });
       let job = created;
       while (job.status !== "completed" && job.status !== "failed") {
         await new Promise((resolve) => setTimeout(resolve, 200));
-        job = await api(base, "GET", `/exports/${created.id}`, token);
+        job = await client.getExport(created.id);
       }
       const peaks = rss.stop();
       const cpu = { export: cpuSeconds(pids["export"]!) - cpuBefore.export, task: cpuSeconds(pids["task"]!) - cpuBefore.task };
       if (job.status !== "completed") throw new Error(`the ${format} export failed: ${job.error}`);
       const wall = (performance.now() - started) / 1000;
-      const jobSeconds = (Date.parse(job.completed_at) - Date.parse(job.started_at)) / 1000;
+      const jobSeconds = (Date.parse(job.completed_at!) - Date.parse(job.started_at!)) / 1000;
 
       // The download, through the gateway, counting bytes as they arrive.
       const downloadRss = sampleRss({ gateway: pids["gateway"]!, export: pids["export"]! });
       const downloadStarted = performance.now();
-      const res = await fetch(`${base}/exports/${job.id}/download`, { headers: { authorization: `Bearer ${token}` } });
+      // Read as a stream (the SDK's downloadExport answers a Blob: the whole file in memory).
+      const res = await fetch(`${base}/exports/${job.id}/download`, { headers: { authorization: `Bearer ${await client.accessToken()}` } });
       if (!res.ok || !res.body) throw new Error(`download: ${res.status}`);
       let bytes = 0;
       for await (const chunk of res.body) bytes += (chunk as Uint8Array).byteLength;

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { connect, type JetStreamClient, type NatsConnection, type PubAck } from "nats";
 import postgres from "postgres";
+import { TaskboardClient } from "../api/client/index.js";
 import { startProcess, spawnChild, type MeshProcess } from "../internal/devenv/processes.js";
 import { provideServers } from "../internal/devenv/servers.js";
 import { startOrder } from "../internal/devenv/topology.js";
@@ -96,6 +97,9 @@ const PER_WORKER_LIMIT = 4_500;
 
 interface Room {
   workspaceId: string;
+  /** The room's user through the SDK (setup and REST publishing). */
+  client: TaskboardClient;
+  /** Its access token, for the bench's raw WebSocket clients (`?token=`: one ticket per socket would be thousands of extra requests). */
   token: string;
 }
 
@@ -262,26 +266,16 @@ async function startRelay(script: string, env: Record<string, string>): Promise<
 
 // --- the system under test ----------------------------------------------------
 
-async function api<T = any>(base: string, method: string, path: string, body?: unknown, token?: string): Promise<T> {
-  const response = await fetch(base + path, {
-    method,
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
-}
-
 async function createRooms(base: string, count: number, prefix = runId): Promise<Room[]> {
   const rooms: Room[] = [];
   for (let i = 0; i < count; i++) {
     const email = `${prefix}.${i}@bench.local`;
     const password = "Bench-passw0rd";
-    await api(base, "POST", "/auth/register", { name: `Bench ${i}`, email, password });
-    const { access_token: token } = await api<{ access_token: string }>(base, "POST", "/auth/login", { email, password });
-    const { id } = await api<{ id: string }>(base, "POST", "/workspaces", { name: `Bench room ${i}` }, token);
-    rooms.push({ workspaceId: id, token });
+    const client = new TaskboardClient({ baseUrl: base });
+    await client.register({ name: `Bench ${i}`, email, password });
+    await client.login({ email, password });
+    const { id } = await client.createWorkspace({ name: `Bench room ${i}` });
+    rooms.push({ workspaceId: id, token: (await client.accessToken())!, client });
   }
   return rooms;
 }
@@ -299,7 +293,7 @@ async function publishLoad(js: JetStreamClient, root: string, rooms: Room[], gat
     const room = rooms[n % rooms.length]!;
     perRoom.set(room.workspaceId, perRoom.get(room.workspaceId)! + 1);
     if (opts.via === "rest") {
-      pending.push(api(gatewayUrl, "POST", `/workspaces/${room.workspaceId}/broadcast`, { content: `${runId} n=${n} t=${nowMs()}` }, room.token));
+      pending.push(room.client.broadcastMessage(room.workspaceId, { content: `${runId} n=${n} t=${nowMs()}` }));
     } else {
       pending.push(publishEvent(js, root, room, n));
     }

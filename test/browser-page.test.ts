@@ -372,6 +372,36 @@ test("page: an export created from the page shows its progress live and download
   expect(bob.problems).toEqual([]);
 });
 
+test("page: its code is the module /app.js on the SDK from /sdk/, and its CSP refuses inline scripts", async () => {
+  const context = await browser!.newContext();
+  try {
+    const page = await context.newPage();
+    const scripts: string[] = [];
+    const refusals: string[] = [];
+    page.on("request", (request) => {
+      if (request.resourceType() === "script") scripts.push(new URL(request.url()).pathname);
+    });
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) refusals.push(message.text());
+    });
+    const response = await page.goto(mesh!.url);
+    expect(response?.headers()["content-security-policy"]).toMatch(/script-src 'self';/);
+    await page.getByTestId("login-email").waitFor({ timeout: UI_TIMEOUT });
+    // The SDK's modules are what the page runs (index.js and what it imports).
+    await expect.poll(() => scripts.filter((path) => path.startsWith("/sdk/")).length, { timeout: UI_TIMEOUT }).toBeGreaterThanOrEqual(5);
+    expect(scripts).toContain("/app.js");
+    expect(scripts).toContain("/sdk/index.js");
+    expect(scripts).toContain("/sdk/realtime.js");
+    // An inline script (as an injection would add) does not run.
+    await page.evaluate(`(() => { const s = document.createElement("script"); s.textContent = "window.__inline = 1"; document.body.append(s); })()`);
+    await expect.poll(() => refusals.length, { timeout: UI_TIMEOUT }).toBeGreaterThan(0);
+    expect(await page.evaluate("window.__inline === undefined")).toBe(true);
+    expect(refusals[0]).toMatch(/inline script/i);
+  } finally {
+    await context.close();
+  }
+});
+
 test("page: every socket the pages opened carried a single-use ticket, never the access token (neither in a URL nor in the console)", async () => {
   for (const session of sessions) {
     expect(session.sockets.length).toBeGreaterThan(0);

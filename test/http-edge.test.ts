@@ -210,10 +210,15 @@ describe("system", () => {
     const csp = page.headers.get("content-security-policy")!;
     expect(csp).toMatch(/script-src 'self';/);
     expect(csp).not.toMatch(/script-src[^;]*unsafe-inline/);
+    expect(csp).toMatch(/style-src 'self';/);
     const html = await page.text();
     expect(html).toContain('<script type="module" src="/app.js"></script>');
     expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/); // no inline script
     expect(html).not.toMatch(/\son[a-z]+=/i); // no inline event handler
+    expect(html).not.toMatch(/<style|\sstyle=/i); // no inline style
+    const css = await fetch(`${mesh.url}/app.css`);
+    expect(css.status).toBe(200);
+    expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
 
     const app = await fetch(`${mesh.url}/app.js`);
     expect(app.status).toBe(200);

@@ -11,11 +11,12 @@ export class GatewayServer {
 
   constructor(private readonly log: Logger) {}
 
-  /** Registers the WebSocket endpoint, the static files (docs assets, the test page's script, the client SDK) and the REST routes. */
+  /** Registers the WebSocket endpoint, the static files (docs assets, the test page's script and styles, the client SDK) and the REST routes. */
   mount(router: Router, files: StaticFiles, sockets: SocketEndpoint): void {
     sockets.mount(this.app);
     this.app.get("/docs/assets/:file", (res, req) => serveAsset(res, files.docsAsset(req.getParameter(0) ?? "")));
     this.app.get("/app.js", (res) => serveAsset(res, files.testPageScript()));
+    this.app.get("/app.css", (res) => serveAsset(res, files.testPageStyles()));
     // The compiled client SDK (dist/api/client/*.js, tests excluded), which the test page imports.
     this.app.get("/sdk/:file", (res, req) => serveAsset(res, files.sdkModule(req.getParameter(0) ?? "")));
     router.mount(this.app);

@@ -55,6 +55,11 @@ export class StaticFiles {
     return { body: this.read(new URL("app.js", publicDir)), contentType: javascript, cacheControl: "no-cache" };
   }
 
+  /** The test page's stylesheet (the page has no inline style either). */
+  testPageStyles(): Asset {
+    return { body: this.read(new URL("app.css", publicDir)), contentType: "text/css; charset=utf-8", cacheControl: "no-cache" };
+  }
+
   docsPage(): Promise<Buffer> {
     return this.read(new URL("docs.html", publicDir));
   }

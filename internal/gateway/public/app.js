@@ -383,13 +383,16 @@ function resetWorkspaceView() {
   $('presence-list').replaceChildren(); $('presence-count').textContent = '';
   $('task-list').replaceChildren(); $('task-status').textContent = ''; $('task-status').classList.remove('bad');
   $('message-list').replaceChildren();
-  $('event-log').replaceChildren();
+  $('event-log').replaceChildren(); unnamedEntries.clear();
   $('last-seq').textContent = '';
   S.exports.clear(); clearTimeout(exportPollTimer); exportPollTimer = null;
   $('export-list').replaceChildren();
   setRecovery(null, '');
   renderTaskCount();
 }
+
+/** Counts workspace picks: a pick that was overtaken while it loaded does not connect. */
+let picks = 0;
 
 async function pickWorkspace(id) {
   disconnect('switching workspace');
@@ -398,12 +401,17 @@ async function pickWorkspace(id) {
   saveWorkspaceChoice();
   renderWorkspaces();
   if (!S.ws) return;
+  const pick = ++picks;
+  const others = Promise.all([loadTasks(), loadPresence(), loadExports()]);
+  // The members first: the events the room catches up on name their users.
+  await loadMembers();
+  if (pick !== picks || !S.ws) return; // another workspace (or none) was picked meanwhile
   // Resume where this tab last was in the workspace (kept across reloads), else start live.
   live.workspaceId = S.ws.id;
   live.position = loadPosition(S.ws.id);
   live.everConnected = false;
   connect();
-  await Promise.all([loadMembers(), loadTasks(), loadPresence(), loadExports()]);
+  await others;
 }
 
 // ---------- members ----------
@@ -415,6 +423,7 @@ async function loadMembers() {
     if (!S.ws || S.ws.id !== wsId) return;
     S.members = new Map(items.map((m) => [m.user_id, m]));
     for (const m of items) S.names.set(m.user_id, m.name);
+    renameLogEntries();
     const mine = S.members.get(S.me && S.me.id);
     if (mine && mine.role !== S.ws.role) {
       S.ws.role = mine.role;
@@ -433,8 +442,13 @@ function nameOf(userId) {
   if (S.me && userId === S.me.id) return 'you';
   const member = S.members.get(userId);
   if (member) return member.name;
-  return S.names.get(userId) || 'user ' + short(userId);
+  const known = S.names.get(userId);
+  if (known) return known;
+  unnamed = true;
+  return 'user ' + short(userId);
 }
+/** Set when nameOf() had no name for an id: a log entry written then is named again once the members are in. */
+let unnamed = false;
 
 /** What the caller may do to a member: change the role (owner), remove (owner, admin), leave (self). */
 function memberActions(m) {
@@ -1012,11 +1026,22 @@ function summary(frame) {
   return clip(JSON.stringify(frame.data !== undefined ? frame.data : frame), 120);
 }
 
+/** Log entries whose frame named a user the page did not know yet (events caught up before the members loaded): entry -> how to name it again. */
+const unnamedEntries = new Map();
+
 function logFrame(frame, kind) {
   const log = $('event-log');
   // Events carry their seq; the connected frame's seq (the room's latest) is in its summary.
   const hasSeq = typeof frame.seq === 'number' && frame.type !== 'connected';
-  const actor = frame.user_id !== undefined ? nameOf(frame.user_id) : (frame.type === 'error' || frame.type === 'pong' || frame.type === 'connected' ? 'server' : '');
+  const actorView = el('span', { class: 'actor', testid: 'event-actor' });
+  const summaryView = el('span', { class: 'summary', testid: 'event-summary' });
+  const name = () => {
+    unnamed = false;
+    const actor = frame.user_id !== undefined ? nameOf(frame.user_id) : (frame.type === 'error' || frame.type === 'pong' || frame.type === 'connected' ? 'server' : '');
+    actorView.textContent = [actor, frame.timestamp ? ' · ' + timeOf(frame.timestamp) : '', kind === 'missed' ? ' · missed while away' : ''].join('');
+    summaryView.textContent = summary(frame);
+    return !unnamed;
+  };
   const raw = el('pre', { hidden: true }, JSON.stringify(frame, null, 2));
   const li = el('li', {
     testid: 'event-entry',
@@ -1025,14 +1050,22 @@ function logFrame(frame, kind) {
   },
   el('span', { class: 'seq', testid: 'event-seq' }, hasSeq ? '#' + frame.seq : '–'),
   el('span', { class: 'type', testid: 'event-type' }, String(frame.type)),
-  el('span', { class: 'actor', testid: 'event-actor' }, [actor, frame.timestamp ? ' · ' + timeOf(frame.timestamp) : '', kind === 'missed' ? ' · missed while away' : ''].join('')),
-  el('span', { class: 'summary', testid: 'event-summary' }, summary(frame)),
+  actorView,
+  summaryView,
   raw);
+  if (!name()) unnamedEntries.set(li, name);
   li.addEventListener('click', () => { raw.hidden = !raw.hidden; });
   li.hidden = !logShows(li);
   log.prepend(li);
   while (log.children.length > MAX_LOG) log.lastElementChild.remove();
   renderLogHidden();
+}
+
+/** Names again the log entries written before their users' names were known. */
+function renameLogEntries() {
+  for (const [li, name] of unnamedEntries) {
+    if (!li.isConnected || name()) unnamedEntries.delete(li);
+  }
 }
 
 function logNote(text) {
@@ -1061,7 +1094,7 @@ $('log-filter').addEventListener('change', () => {
   for (const li of $('event-log').children) li.hidden = !logShows(li);
   renderLogHidden();
 });
-$('log-clear').addEventListener('click', () => { $('event-log').replaceChildren(); renderLogHidden(); });
+$('log-clear').addEventListener('click', () => { $('event-log').replaceChildren(); unnamedEntries.clear(); renderLogHidden(); });
 
 // ---------- the room (the SDK's realtime subscription: a ticket per connect, resume, reconnects) ----------
 const live = {

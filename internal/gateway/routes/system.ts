@@ -5,11 +5,12 @@ import type { StaticFiles } from "../static-files.js";
 
 const html = "text/html; charset=utf-8";
 // The pages load only their own scripts and styles, and talk only to this origin. The test
-// page runs no inline script (its code is the module /app.js, on the SDK at /sdk/), so none
-// is allowed; the docs page still starts Swagger UI from an inline script.
+// page has no inline script or style (its code is the module /app.js, on the SDK at /sdk/;
+// its styles are /app.css), so none is allowed; the docs page still starts Swagger UI from
+// an inline script, and Swagger UI sets inline styles.
 const testPageSecurity = {
   "content-security-policy":
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:",
 };
 const docsPageSecurity = {
   "content-security-policy":

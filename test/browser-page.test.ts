@@ -402,6 +402,34 @@ test("page: its code is the module /app.js on the SDK from /sdk/, and its CSP re
   }
 });
 
+test("page: a session whose refresh token is refused ends: back to the login form, told why, nothing kept in sessionStorage", { timeout: 60_000 }, async () => {
+  const context = await browser!.newContext();
+  try {
+    const page = await context.newPage();
+    const uncaught: string[] = [];
+    page.on("pageerror", (error) => uncaught.push(error.message));
+    await page.goto(mesh!.url);
+    await page.getByTestId("login-email").fill(bob.user.email);
+    await page.getByTestId("login-password").fill(bob.user.password);
+    await page.getByTestId("login-button").click();
+    await page.getByTestId("current-user").filter({ hasText: bob.user.name }).waitFor({ timeout: UI_TIMEOUT });
+    // The page's refresh token is spent elsewhere, and its access token no longer works: the next call
+    // is refused, the SDK's refresh is refused too (reuse of a spent token), and the session is over.
+    const stored = JSON.parse(String(await page.evaluate("sessionStorage.getItem('taskboard.session')")));
+    expect((await mesh!.api.post("/auth/refresh", { refresh_token: stored.tokens.refresh_token })).status).toBe(200);
+    stored.tokens.access_token = "not-a-token";
+    await page.evaluate(`sessionStorage.setItem('taskboard.session', ${JSON.stringify(JSON.stringify(stored))})`);
+    await page.reload();
+    await byTestId(page, "auth-panel").waitFor({ state: "visible", timeout: UI_TIMEOUT });
+    await page.getByTestId("error-text").filter({ hasText: "Your session has ended" }).waitFor({ timeout: UI_TIMEOUT });
+    expect(await page.getByTestId("app").isHidden()).toBe(true);
+    expect(await page.evaluate("sessionStorage.getItem('taskboard.session')")).toBeNull();
+    expect(uncaught).toEqual([]);
+  } finally {
+    await context.close();
+  }
+});
+
 test("page: every socket the pages opened carried a single-use ticket, never the access token (neither in a URL nor in the console)", async () => {
   for (const session of sessions) {
     expect(session.sockets.length).toBeGreaterThan(0);

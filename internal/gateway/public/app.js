@@ -47,6 +47,7 @@ const S = {
   deletedTasks: new Set(),
   taskLoad: 0,           // generation of task loads (a newer load wins)
   lostAccess: null,      // why the picked workspace is out of reach (removed, deleted), once the server said so
+  sessionExpired: false, // the last session ended on a refused refresh (until the next login)
 };
 
 // ---------- errors ----------
@@ -61,6 +62,8 @@ function describe(error) {
 let errorTimer = null;
 let errorIsNetwork = false;
 function showError(error, context) {
+  // After a refused refresh ended the session (and said so), the calls it failed add nothing.
+  if (!S.client && S.sessionExpired && error instanceof TaskboardError && error.status === 401) return;
   errorIsNetwork = error instanceof TaskboardError && error.status === 0;
   $('error-text').textContent = (context ? context + ': ' : '') + describe(error);
   $('error').hidden = false;
@@ -74,12 +77,7 @@ $('error-close').addEventListener('click', hideError);
 async function run(button, context, action) {
   if (button) button.disabled = true;
   try { return await action(); }
-  catch (error) {
-    // A refused refresh ended the session (and said so): no second message about the call it failed.
-    if (!S.client && error instanceof TaskboardError && error.status === 401) return undefined;
-    showError(error, context);
-    return undefined;
-  }
+  catch (error) { showError(error, context); return undefined; }
   finally { if (button) button.disabled = false; }
 }
 
@@ -138,6 +136,7 @@ function createClient(tokens, email) {
       if (S.client !== client) return; // a client of an ended session
       if (pair) { setTokens(pair, email); return; }
       endSession('Your session has ended (the refresh token was refused); please log in again.');
+      S.sessionExpired = true;
     },
   });
   return client;
@@ -239,6 +238,7 @@ function endSession(message) {
 async function logIn(email, password, register) {
   const client = createClient(null, email);
   S.client = client;
+  S.sessionExpired = false;
   try {
     if (register) await client.register(register);
     await client.login({ email, password }); // onTokens → setTokens

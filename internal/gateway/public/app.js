@@ -1348,7 +1348,21 @@ $('ws-connect').addEventListener('click', () => {
 });
 $('ws-disconnect').addEventListener('click', () => disconnect('by you'));
 window.addEventListener('online', () => { if (live.state === 'reconnecting') reconnectNow(); });
-window.addEventListener('pagehide', () => { if (live.sub) void live.sub.close(); });
+// Leaving the page ends the subscription quietly; a page restored from the back-forward cache connects again.
+let reconnectOnShow = false;
+window.addEventListener('pagehide', () => {
+  const sub = live.sub;
+  if (!sub) return;
+  live.sub = null;
+  live.state = 'idle';
+  reconnectOnShow = true;
+  void sub.close();
+});
+window.addEventListener('pageshow', (event) => {
+  if (!event.persisted || !reconnectOnShow) return;
+  reconnectOnShow = false;
+  connect();
+});
 
 // ---------- start ----------
 renderWorkspaceInfo();

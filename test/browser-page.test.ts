@@ -372,6 +372,64 @@ test("page: an export created from the page shows its progress live and download
   expect(bob.problems).toEqual([]);
 });
 
+test("page: its code is the module /app.js on the SDK from /sdk/, and its CSP refuses inline scripts", async () => {
+  const context = await browser!.newContext();
+  try {
+    const page = await context.newPage();
+    const scripts: string[] = [];
+    const refusals: string[] = [];
+    page.on("request", (request) => {
+      if (request.resourceType() === "script") scripts.push(new URL(request.url()).pathname);
+    });
+    page.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) refusals.push(message.text());
+    });
+    const response = await page.goto(mesh!.url);
+    expect(response?.headers()["content-security-policy"]).toMatch(/script-src 'self';/);
+    await page.getByTestId("login-email").waitFor({ timeout: UI_TIMEOUT });
+    // The SDK's modules are what the page runs (index.js and what it imports).
+    await expect.poll(() => scripts.filter((path) => path.startsWith("/sdk/")).length, { timeout: UI_TIMEOUT }).toBeGreaterThanOrEqual(5);
+    expect(scripts).toContain("/app.js");
+    expect(scripts).toContain("/sdk/index.js");
+    expect(scripts).toContain("/sdk/realtime.js");
+    // An inline script (as an injection would add) does not run.
+    await page.evaluate(`(() => { const s = document.createElement("script"); s.textContent = "window.__inline = 1"; document.body.append(s); })()`);
+    await expect.poll(() => refusals.length, { timeout: UI_TIMEOUT }).toBeGreaterThan(0);
+    expect(await page.evaluate("window.__inline === undefined")).toBe(true);
+    expect(refusals[0]).toMatch(/inline script/i);
+  } finally {
+    await context.close();
+  }
+});
+
+test("page: a session whose refresh token is refused ends: back to the login form, told why, nothing kept in sessionStorage", { timeout: 60_000 }, async () => {
+  const context = await browser!.newContext();
+  try {
+    const page = await context.newPage();
+    const uncaught: string[] = [];
+    page.on("pageerror", (error) => uncaught.push(error.message));
+    await page.goto(mesh!.url);
+    await page.getByTestId("login-email").fill(bob.user.email);
+    await page.getByTestId("login-password").fill(bob.user.password);
+    await page.getByTestId("login-button").click();
+    await page.getByTestId("current-user").filter({ hasText: bob.user.name }).waitFor({ timeout: UI_TIMEOUT });
+    // The page's refresh token is spent elsewhere, and its access token no longer works: the next call
+    // is refused, the SDK's refresh is refused too (reuse of a spent token), and the session is over.
+    const stored = JSON.parse(String(await page.evaluate("sessionStorage.getItem('taskboard.session')")));
+    expect((await mesh!.api.post("/auth/refresh", { refresh_token: stored.tokens.refresh_token })).status).toBe(200);
+    stored.tokens.access_token = "not-a-token";
+    await page.evaluate(`sessionStorage.setItem('taskboard.session', ${JSON.stringify(JSON.stringify(stored))})`);
+    await page.reload();
+    await byTestId(page, "auth-panel").waitFor({ state: "visible", timeout: UI_TIMEOUT });
+    await page.getByTestId("error-text").filter({ hasText: "Your session has ended" }).waitFor({ timeout: UI_TIMEOUT });
+    expect(await page.getByTestId("app").isHidden()).toBe(true);
+    expect(await page.evaluate("sessionStorage.getItem('taskboard.session')")).toBeNull();
+    expect(uncaught).toEqual([]);
+  } finally {
+    await context.close();
+  }
+});
+
 test("page: every socket the pages opened carried a single-use ticket, never the access token (neither in a URL nor in the console)", async () => {
   for (const session of sessions) {
     expect(session.sockets.length).toBeGreaterThan(0);

@@ -673,6 +673,22 @@ describe("repository", () => {
     expect(readFileSync(at("Dockerfile"), "utf8")).toMatch(/rm -rf dist\/scripts dist\/internal\/devenv/);
   });
 
+  it("image: the compiled client SDK that the gateway serves at /sdk/ (dist/api/client, beside dist/internal/gateway) is built into the image and kept", () => {
+    const dockerfile = readFileSync(at("Dockerfile"), "utf8");
+    expect(dockerfile).toMatch(/^COPY api \.\/api$/m);
+    const build = JSON.parse(readFileSync(at("tsconfig.build.json"), "utf8"));
+    expect(build.include).toContain("api");
+    // Nothing the build stage removes from dist/ holds the SDK, and the runtime copies all of dist/.
+    const removed = [...dockerfile.matchAll(/rm -rf ([^&\n]+)/g)].flatMap((m) => m[1]!.trim().split(/\s+/)).filter((p) => p.startsWith("dist"));
+    expect(removed.length).toBeGreaterThan(0);
+    for (const path of removed) expect(`dist/api/client/index.js`.startsWith(`${path.replace(/\/+$/, "")}/`), path).toBe(false);
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    const ignored = readFileSync(at(".dockerignore"), "utf8").split("\n").map((l) => l.trim());
+    for (const entry of ["api", "api/client", "api/**"]) expect(ignored).not.toContain(entry);
+    // The gateway reads the SDK from there (relative to its own compiled module).
+    expect(readFileSync(at("internal/gateway/static-files.ts"), "utf8")).toContain('new URL("../../api/client/", import.meta.url)');
+  });
+
   it("crd: the vendored CloudNativePG Cluster schema is a valid CRD, names its source, and rejects what it does not list", () => {
     for (const crd of crds) {
       expect(() => new CustomResourceDefinition(crd).validate()).not.toThrow();

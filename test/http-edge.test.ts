@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
@@ -213,6 +214,55 @@ describe("system", () => {
       expect(res.headers.get("referrer-policy"), path).toBe("no-referrer");
       expect(res.headers.get("x-frame-options"), path).toBe("DENY");
       expect(res.headers.get("strict-transport-security"), path).toMatch(/^max-age=\d+/);
+    }
+  });
+
+  test("system: the test page runs only its own module scripts: /app.js and the compiled SDK at /sdk/ (nothing else under it)", async () => {
+    const page = await fetch(`${mesh.url}/`);
+    const csp = page.headers.get("content-security-policy")!;
+    expect(csp).toMatch(/script-src 'self';/);
+    expect(csp).not.toMatch(/script-src[^;]*unsafe-inline/);
+    expect(csp).toMatch(/style-src 'self';/);
+    const html = await page.text();
+    expect(html).toContain('<script type="module" src="/app.js"></script>');
+    expect(html).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/); // no inline script
+    expect(html).not.toMatch(/\son[a-z]+=/i); // no inline event handler
+    expect(html).not.toMatch(/<style|\sstyle=/i); // no inline style
+    const css = await fetch(`${mesh.url}/app.css`);
+    expect(css.status).toBe(200);
+    expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
+
+    const app = await fetch(`${mesh.url}/app.js`);
+    expect(app.status).toBe(200);
+    expect(app.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(app.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(await app.text()).toContain(`from '/sdk/index.js'`);
+
+    for (const file of ["index.js", "client.js", "realtime.js", "operations.gen.js"]) {
+      const res = await fetch(`${mesh.url}/sdk/${file}`);
+      expect(res.status, file).toBe(200);
+      expect(res.headers.get("content-type"), file).toBe("text/javascript; charset=utf-8");
+      expect(res.headers.get("cache-control"), file).toBe("public, max-age=86400");
+      expect(res.headers.get("x-content-type-options"), file).toBe("nosniff");
+      expect(await res.text(), file).toBe(readFileSync(new URL(`../dist/api/client/${file}`, import.meta.url), "utf8"));
+    }
+    // Only the SDK's own compiled modules: no test, map, manifest, other name or path outside it.
+    for (const path of [
+      "/sdk/client.test.js",
+      "/sdk/index.js.map",
+      "/sdk/package.json",
+      "/sdk/README.md",
+      "/sdk/nope.js",
+      "/sdk/..%2F..%2Fpackage.json",
+      "/sdk/..%2Fcontracts%2Ftask.js",
+      "/sdk/%2e%2e%2Fcontracts%2Ftask.js",
+      "/sdk/",
+      "/sdk/index.js/x",
+    ]) {
+      const res = await fetch(`${mesh.url}${path}`);
+      expect(res.status, path).toBe(404);
+      expect(res.headers.get("content-type") ?? "", path).not.toContain("javascript");
+      await res.body?.cancel();
     }
   });
 

@@ -266,6 +266,20 @@ describe("realtime subscription", () => {
     expect(FakeSocket.all).toHaveLength(1);
   });
 
+  test("realtime: ping() sends a ping frame and the pong comes to the pong listeners", async () => {
+    const api = fakeApi();
+    const { sub } = subscribe(api);
+    expect(() => sub.ping()).toThrow(/not open/);
+    const first = await socket(0);
+    first.open({ seq: 1, epoch: "E" });
+    const pongs: number[] = [];
+    sub.on("pong", (pong) => pongs.push(pong.receivedAt));
+    sub.ping();
+    expect(first.sent).toEqual([{ type: "ping" }]);
+    first.frame({ type: "pong" });
+    expect(pongs).toHaveLength(1);
+  });
+
   test("realtime: close() while the ticket request is in flight aborts it and never connects", async () => {
     let aborted = false;
     const hanging: typeof globalThis.fetch = (_input, init) =>

@@ -94,6 +94,8 @@ export interface RealtimeListeners {
   reset: ResetInfo;
   status: RealtimeStatus;
   error: Error;
+  /** The server's answer to ping(). */
+  pong: { receivedAt: number };
 }
 
 /** How the subscription ended: the final close code and reason (1000 when the application closed it). */
@@ -195,6 +197,15 @@ export class RealtimeSubscription {
       throw new Error(`cannot send: ${this.current === "sse" ? "SSE is receive-only" : "the WebSocket is not open"}`);
     }
     socket.send(JSON.stringify({ type: "custom.message", ...(options.groupId ? { group_id: options.groupId } : {}), data }));
+  }
+
+  /** Sends `{"type":"ping"}`; the server's `{"type":"pong"}` comes to the `pong` listeners (a round trip to the room). WebSocket only. */
+  ping(): void {
+    const socket = this.socket;
+    if (this.current !== "websocket" || !socket || socket.readyState !== OPEN) {
+      throw new Error(`cannot ping: ${this.current === "sse" ? "SSE is receive-only" : "the WebSocket is not open"}`);
+    }
+    socket.send(JSON.stringify({ type: "ping" }));
   }
 
   /** Ends the subscription (safe to call twice); resolves when it has ended. */
@@ -401,7 +412,7 @@ export class RealtimeSubscription {
     if (typeof value !== "object" || value === null) return fail(new RealtimeFrameError("invalid_frame", "the server sent a frame that is not a JSON object"));
     const frame = value as { type?: unknown; seq?: unknown; code?: unknown; message?: unknown };
     if (frame.type === "connected") return this.connected(value as ConnectedFrame);
-    if (frame.type === "pong") return;
+    if (frame.type === "pong") return this.emit("pong", { receivedAt: Date.now() });
     if (frame.type === "error") {
       return fail(new RealtimeFrameError(String(frame.code ?? "error"), String(frame.message ?? "the server refused a frame")));
     }

@@ -110,7 +110,7 @@ const SECURITY_HEADERS: [string, string][] = [
   ["strict-transport-security", "max-age=31536000"],
 ];
 
-function writeSecurityHeaders(res: HttpResponse): void {
+export function writeSecurityHeaders(res: HttpResponse): void {
   for (const [name, value] of SECURITY_HEADERS) res.writeHeader(name, value);
 }
 

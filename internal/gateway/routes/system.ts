@@ -4,8 +4,15 @@ import { json, route, type Route } from "../router.js";
 import type { StaticFiles } from "../static-files.js";
 
 const html = "text/html; charset=utf-8";
-// The pages load only their own scripts and styles, and talk only to this origin.
-const pageSecurity = {
+// The pages load only their own scripts and styles, and talk only to this origin. The test
+// page has no inline script or style (its code is the module /app.js, on the SDK at /sdk/;
+// its styles are /app.css), so none is allowed; the docs page still starts Swagger UI from
+// an inline script, and Swagger UI sets inline styles.
+const testPageSecurity = {
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:",
+};
+const docsPageSecurity = {
   "content-security-policy":
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
 };
@@ -41,7 +48,7 @@ export function systemRoutes(health: Health, files: StaticFiles): Route[] {
         tag: "System",
         ok: { status: 200, description: "The test page.", contentType: "text/html" },
       },
-      handle: async () => ({ status: 200, raw: await files.testPage(), contentType: html, headers: pageSecurity }),
+      handle: async () => ({ status: 200, raw: await files.testPage(), contentType: html, headers: testPageSecurity }),
     }),
     route({
       method: "get",
@@ -54,7 +61,7 @@ export function systemRoutes(health: Health, files: StaticFiles): Route[] {
         tag: "System",
         ok: { status: 200, description: "HTML documentation.", contentType: "text/html" },
       },
-      handle: async () => ({ status: 200, raw: await files.docsPage(), contentType: html, headers: pageSecurity }),
+      handle: async () => ({ status: 200, raw: await files.docsPage(), contentType: html, headers: docsPageSecurity }),
     }),
     route({
       method: "get",

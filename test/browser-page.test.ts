@@ -1,7 +1,18 @@
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import { readFileSync } from "node:fs";
+import type { Browser, Locator } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import {
+  byTestId,
+  eventEntry,
+  launchChromium,
+  logInAndConnect as logIn,
+  openPage as openBrowserPage,
+  screenshot,
+  taskItem,
+  UI_TIMEOUT,
+  waitConnected,
+  type Session,
+} from "./support/browser.js";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
 
@@ -9,25 +20,7 @@ import { Mesh } from "./support/mesh.js";
 // through playwright-core against a real mesh: single-use tickets for every socket, a
 // position kept across reloads and resumed with since+epoch, the `recovered` outcome,
 // controls by workspace role, names in the event log, the log's type filter, and the
-// exports panel. The helpers follow test/browser.test.ts.
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = new URL("./artifacts/browser/", import.meta.url).pathname;
-/** The longest any single UI wait may take (the machine is shared and noisy). */
-const UI_TIMEOUT = 20_000;
-
-interface Session {
-  label: string;
-  user: SignedUp;
-  context: BrowserContext;
-  page: Page;
-  /** URLs of every WebSocket the page opened, in order. */
-  sockets: string[];
-  /** Every console message the page wrote. */
-  console: string[];
-  /** Uncaught exceptions and Content-Security-Policy refusals. */
-  problems: string[];
-}
+// exports panel. The helpers are test/support/browser.ts.
 
 let mesh: Mesh | undefined;
 let browser: Browser | undefined;
@@ -37,15 +30,8 @@ let bob: Session;
 const sessions: Session[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser test drives Debian's Chromium; install it with apt-get install -y chromium`);
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
   mesh = await Mesh.start({ env: { PRESENCE_DEBOUNCE_MS: "300" } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const [owner, member] = await Promise.all([signUp(mesh.api, "Ann"), signUp(mesh.api, "Bob")]);
   const ws = await owner!.api.post("/workspaces", { name: "Page room", description: "v2 page features" });
   expect(ws.status).toBe(201);
@@ -63,45 +49,13 @@ afterAll(async () => {
 });
 
 async function openPage(label: string, user: SignedUp, path = "/"): Promise<Session> {
-  const context = await browser!.newContext({ viewport: { width: 1440, height: 1200 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const session: Session = { label, user, context, page, sockets: [], console: [], problems: [] };
-  page.on("websocket", (socket) => session.sockets.push(socket.url()));
-  page.on("pageerror", (error) => session.problems.push(`uncaught: ${error.message}`));
-  page.on("console", (message) => {
-    session.console.push(message.text());
-    if (message.type() === "error" && /Content Security Policy/i.test(message.text())) session.problems.push(message.text());
-  });
-  const response = await page.goto(`${mesh!.url}${path}`);
-  expect(response?.status()).toBe(200);
+  const session = await openBrowserPage(browser!, label, user, `${mesh!.url}${path}`);
   sessions.push(session);
   return session;
 }
 
-function screenshot(session: Session, step: string): Promise<unknown> {
-  return session.page.screenshot({ path: join(ARTIFACTS, `${session.label}-${step}.png`), fullPage: true }).catch(() => undefined);
-}
-
-const byTestId = (page: Page, id: string, attributes = ""): Locator => page.locator(`[data-testid="${id}"]${attributes}`);
-const taskItem = (session: Session, text: string): Locator => session.page.getByTestId("task-item").filter({ hasText: text });
-const eventEntry = (session: Session, type: string, text = ""): Locator =>
-  byTestId(session.page, "event-entry", `[data-type="${type}"]`).filter({ hasText: text });
 const memberItem = (session: Session, userId: string): Locator => byTestId(session.page, "member-item", `[data-user-id="${userId}"]`);
-
-async function waitConnected(session: Session, timeout = UI_TIMEOUT): Promise<void> {
-  await byTestId(session.page, "connection-state", '[data-state="connected"]').waitFor({ timeout });
-}
-
-async function logInAndConnect(session: Session, workspace = workspaceId): Promise<void> {
-  const { page, user } = session;
-  await page.getByTestId("login-email").fill(user.email);
-  await page.getByTestId("login-password").fill(user.password);
-  await page.getByTestId("login-button").click();
-  await page.getByTestId("current-user").filter({ hasText: user.name }).waitFor({ timeout: UI_TIMEOUT });
-  await page.locator(`[data-testid="workspace-select"] option[value="${workspace}"]`).waitFor({ state: "attached", timeout: UI_TIMEOUT });
-  await page.getByTestId("workspace-select").selectOption(workspace);
-  await waitConnected(session);
-}
+const logInAndConnect = (session: Session, workspace = workspaceId) => logIn(session, workspace);
 
 /** The position the page keeps for the workspace in sessionStorage. */
 async function storedPosition(session: Session): Promise<{ seq: number; epoch: string } | null> {

@@ -1,13 +1,11 @@
-import { existsSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { launchChromium } from "./support/browser.js";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
 
 // The SSE endpoint from a real browser: Chromium's own EventSource, on a page of the
 // gateway's origin (so under the test page's Content-Security-Policy), with a ticket.
-
-const CHROMIUM = "/usr/bin/chromium";
 
 let mesh: Mesh;
 let browser: Browser;
@@ -16,9 +14,8 @@ let owner: SignedUp;
 let workspaceId: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install it with apt-get install -y chromium`);
   mesh = await Mesh.start({});
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchChromium();
   owner = await signUp(mesh.api, "Eve");
   expect((await owner.api.put(`/users/${owner.id}`, { email_notifications: false })).status).toBe(200);
   workspaceId = (await owner.api.post("/workspaces", { name: "EventSource room" })).body.id;

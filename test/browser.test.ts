@@ -1,32 +1,24 @@
-import { existsSync, mkdirSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { join } from "node:path";
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import {
+  byTestId,
+  eventEntry,
+  launchChromium,
+  logInAndConnect as logIn,
+  openPage as openBrowserPage,
+  screenshot,
+  taskItem,
+  UI_TIMEOUT,
+  waitConnected,
+  type Session,
+} from "./support/browser.js";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
 
 // The browser test page (GET /, internal/gateway/public/index.html) driven by Debian's
 // Chromium through playwright-core: two users, each in their own browser context, work
-// in one workspace and see each other's changes live.
-
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = new URL("./artifacts/browser/", import.meta.url).pathname;
-/** The longest any single UI wait may take. */
-const UI_TIMEOUT = 15_000;
-
-interface Session {
-  label: string;
-  user: SignedUp;
-  context: BrowserContext;
-  page: Page;
-  /** URLs of every WebSocket the page opened, in order. */
-  sockets: string[];
-  /** Main-frame navigations (1 = the initial load, so no reload happened). */
-  navigations: number;
-  /** Uncaught exceptions and Content-Security-Policy refusals. */
-  problems: string[];
-}
+// in one workspace and see each other's changes live. The helpers are test/support/browser.ts.
 
 let mesh: Mesh | undefined;
 let browser: Browser | undefined;
@@ -36,15 +28,8 @@ let bob: Session;
 const title = `Ship the browser test ${Date.now()}`;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser test drives Debian's Chromium; install it with apt-get install -y chromium`);
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
   mesh = await Mesh.start({ env: { PRESENCE_DEBOUNCE_MS: "300" } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const [owner, member] = await Promise.all([signUp(mesh.api, "Ann"), signUp(mesh.api, "Bob")]);
   const ws = await owner!.api.post("/workspaces", { name: "Browser room", description: "driven by playwright" });
   expect(ws.status).toBe(201);
@@ -110,46 +95,11 @@ class CuttableProxy {
   }
 }
 
-async function openPage(label: string, user: SignedUp, baseUrl = mesh!.url, path = "/"): Promise<Session> {
-  const context = await browser!.newContext({ viewport: { width: 1440, height: 1000 } });
-  const page = await context.newPage();
-  const session: Session = { label, user, context, page, sockets: [], navigations: 0, problems: [] };
-  page.on("websocket", (socket) => session.sockets.push(socket.url()));
-  page.on("framenavigated", (frame) => {
-    if (frame === page.mainFrame()) session.navigations++;
-  });
-  page.on("pageerror", (error) => session.problems.push(`uncaught: ${error.message}`));
-  page.on("console", (message) => {
-    if (message.type() === "error" && /Content Security Policy/i.test(message.text())) session.problems.push(message.text());
-  });
-  const response = await page.goto(`${baseUrl}${path}`);
-  expect(response?.status()).toBe(200);
-  return session;
+function openPage(label: string, user: SignedUp, baseUrl = mesh!.url, path = "/"): Promise<Session> {
+  return openBrowserPage(browser!, label, user, `${baseUrl}${path}`);
 }
 
-function screenshot(session: Session, step: string): Promise<unknown> {
-  return session.page.screenshot({ path: join(ARTIFACTS, `${session.label}-${step}.png`), fullPage: true }).catch(() => undefined);
-}
-
-const byTestId = (page: Page, id: string, attributes = ""): Locator => page.locator(`[data-testid="${id}"]${attributes}`);
-const taskItem = (session: Session, text: string): Locator => session.page.getByTestId("task-item").filter({ hasText: text });
-const eventEntry = (session: Session, type: string, text: string): Locator =>
-  byTestId(session.page, "event-entry", `[data-type="${type}"]`).filter({ hasText: text });
-
-async function waitConnected(session: Session, timeout = UI_TIMEOUT): Promise<void> {
-  await byTestId(session.page, "connection-state", '[data-state="connected"]').waitFor({ timeout });
-}
-
-async function logInAndConnect(session: Session, workspace = workspaceId): Promise<void> {
-  const { page, user } = session;
-  await page.getByTestId("login-email").fill(user.email);
-  await page.getByTestId("login-password").fill(user.password);
-  await page.getByTestId("login-button").click();
-  await page.getByTestId("current-user").filter({ hasText: user.name }).waitFor({ timeout: UI_TIMEOUT });
-  await page.locator(`[data-testid="workspace-select"] option[value="${workspace}"]`).waitFor({ state: "attached", timeout: UI_TIMEOUT });
-  await page.getByTestId("workspace-select").selectOption(workspace);
-  await waitConnected(session);
-}
+const logInAndConnect = (session: Session, workspace = workspaceId) => logIn(session, workspace);
 
 test("browser: each user logs in through the page, picks the shared workspace and joins its room", async () => {
   for (const session of [ann, bob]) await logInAndConnect(session);

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { freePort } from "../internal/devenv/ports.js";
@@ -12,6 +12,7 @@ import {
   type ResetInfo,
   type Tokens,
 } from "../api/client/index.js";
+import { launchChromium } from "./support/browser.js";
 import { Mesh } from "./support/mesh.js";
 import { waitFor } from "./support/wait.js";
 
@@ -337,16 +338,9 @@ describe("client SDK: in a browser", () => {
   let page: Page;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
-    // The compiled SDK, unmodified, served as ES modules on the gateway's origin (a relative baseUrl then works).
-    const dist = new URL("../dist/api/client/", import.meta.url);
-    await page.route("**/sdk/*.js", (route) =>
-      route.fulfill({ contentType: "text/javascript", body: readFileSync(new URL(new URL(route.request().url()).pathname.split("/").pop()!, dist), "utf8") }),
-    );
+    // The compiled SDK, unmodified, as the gateway serves it to browsers (/sdk/*.js): ES modules on its origin, so a relative baseUrl works.
     await page.goto(`${baseUrl}/health`);
   }, 60_000);
 

@@ -1,15 +1,13 @@
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { launchChromium } from "./support/browser.js";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
 
 // CORS_ORIGINS (API.md "Abuse limits and browsers"): a web front end on another origin
 // uses the API from Chromium when its origin is listed, and is refused by the browser
 // when it is not.
-
-const CHROMIUM = "/usr/bin/chromium";
 
 let mesh: Mesh;
 let site: Server;
@@ -19,13 +17,12 @@ let user: SignedUp;
 let workspaceId: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install it with apt-get install -y chromium`);
   // The front end's own site: an empty page, on an origin other than the gateway's.
   site = createServer((_req, res) => res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>front end</title>"));
   await new Promise<void>((resolve) => site.listen(0, "127.0.0.1", resolve));
   siteUrl = `http://127.0.0.1:${(site.address() as { port: number }).port}`;
   mesh = await Mesh.start({ env: { CORS_ORIGINS: `https://elsewhere.example.com, ${siteUrl}` } });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchChromium();
   user = await signUp(mesh.api, "Front");
   workspaceId = (await user.api.post("/workspaces", { name: "Cross origin" })).body.id;
 });

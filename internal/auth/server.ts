@@ -1,12 +1,12 @@
 import { AuthServiceService } from "../../api/gen/taskboard/auth/v1/auth.js";
-import type { Handlers } from "../platform/grpc-server.js";
+import type { CallContext, Handlers } from "../platform/grpc-server.js";
 import type { AuthService } from "./service.js";
 
 /** gRPC handlers of taskboard.auth.v1.AuthService. */
 export function authHandlers(service: AuthService): Handlers<typeof AuthServiceService> {
   return {
-    register: { access: "public", handle: (req) => service.register(req) },
-    login: { access: "public", handle: (req) => service.login(req) },
+    register: { access: "public", handle: (req, ctx) => service.register({ ...req, client_ip: clientIp(req.client_ip, ctx) }) },
+    login: { access: "public", handle: (req, ctx) => service.login({ ...req, client_ip: clientIp(req.client_ip, ctx) }) },
     refresh: { access: "public", handle: (req) => service.refresh(req.refresh_token) },
     logout: {
       access: "user",
@@ -32,4 +32,13 @@ export function authHandlers(service: AuthService): Handlers<typeof AuthServiceS
       handle: async (req) => ({ items: await service.lookupUsers(req.user_ids, req.emails), next_cursor: "" }),
     },
   };
+}
+
+/**
+ * The address the per-IP limits count: the one the gateway forwards, but only
+ * from a caller holding the internal credential; anyone else who reaches the
+ * gRPC port is counted by its own address, whatever `client_ip` it claims.
+ */
+function clientIp(claimed: string, ctx: CallContext): string {
+  return ctx.principal.kind === "internal" && claimed ? claimed : ctx.peerAddress;
 }

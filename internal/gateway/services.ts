@@ -27,3 +27,8 @@ export function itemCaller(ctx: { caller: { token: string } | undefined; request
 export function onBehalfOf(ctx: { caller: { token: string } | undefined; requestId: string }): OutgoingCall {
   return { token: ctx.caller?.token, requestId: ctx.requestId };
 }
+
+/** A call the gateway makes as itself: with the internal credential, so that what it forwards (the client's address) is believed. */
+export function asGateway(ctx: { requestId: string }): OutgoingCall {
+  return { internal: true, requestId: ctx.requestId };
+}

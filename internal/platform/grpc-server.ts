@@ -11,6 +11,8 @@ import { MAX_MESSAGE_BYTES } from "./grpc-client.js";
 export interface CallContext {
   principal: Principal;
   requestId: string;
+  /** The network address of the calling process (the peer of the gRPC connection). */
+  peerAddress: string;
   log: Logger;
   /** Aborted when the caller cancels or the deadline passes. */
   signal: AbortSignal;
@@ -127,7 +129,7 @@ export class GrpcServer {
       const started = performance.now();
       let ctx: Context | undefined;
       call.on("cancelled", () => ctx?.cancel());
-      this.context(call.metadata, method.access, label)
+      this.context(call.metadata, method.access, label, call.getPeer())
         .then((context) => {
           ctx = context;
           return method.handle(call.request, context).then(
@@ -160,7 +162,7 @@ export class GrpcServer {
           if (call.write(message)) resolve();
           else call.once("drain", () => resolve());
         });
-      this.context(call.metadata, method.access, label)
+      this.context(call.metadata, method.access, label, call.getPeer())
         .then((context) => {
           ctx = context;
           if (cancelled) context.cancel();
@@ -177,7 +179,7 @@ export class GrpcServer {
     };
   }
 
-  private async context(metadata: grpc.Metadata, access: Access, label: string): Promise<Context> {
+  private async context(metadata: grpc.Metadata, access: Access, label: string, peer: string): Promise<Context> {
     const requestId = requestIdOf(metadata.get("x-request-id")[0]) ?? randomUUID();
     const principal = await this.authenticate(metadata);
     const allowed =
@@ -186,7 +188,7 @@ export class GrpcServer {
       (access === "internal" && principal.kind === "internal") ||
       (access === "user-or-internal" && principal.kind !== "anonymous");
     if (!allowed) throw unauthorized(principal.kind === "anonymous" ? "missing credentials" : "not allowed for this caller");
-    return new Context(principal, requestId, this.deps.log, label);
+    return new Context(principal, requestId, this.deps.log, label, peerAddress(peer));
   }
 
   private async authenticate(metadata: grpc.Metadata): Promise<Principal> {
@@ -230,6 +232,7 @@ class Context implements CallContext {
     readonly requestId: string,
     private readonly baseLog: Logger,
     private readonly method: string,
+    readonly peerAddress: string,
   ) {}
 
   get log(): Logger {
@@ -248,4 +251,11 @@ class Context implements CallContext {
   }
 }
 
-
+/** The address of a gRPC peer ("ipv4:10.0.0.5:41234", "ipv6:[::1]:41234" → "10.0.0.5", "::1"). */
+export function peerAddress(peer: string): string {
+  const address = peer.replace(/^(ipv4|ipv6|unix):/, "");
+  const bracketed = /^\[([^\]]+)\]/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  const lastColon = address.lastIndexOf(":");
+  return lastColon > 0 && address.indexOf(":") === lastColon ? address.slice(0, lastColon) : address;
+}

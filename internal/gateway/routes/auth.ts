@@ -3,7 +3,7 @@ import { json, noContent, route, type Route } from "../router.js";
 import { presentTokens, presentUser } from "../presenters.js";
 import { Jwks } from "../../../api/contracts/system.js";
 import { Login, RefreshToken, Register, TokenPair, User } from "../../../api/contracts/user.js";
-import { onBehalfOf, type Services } from "../services.js";
+import { asGateway, onBehalfOf, type Services } from "../services.js";
 
 export function authRoutes(services: Services, keys: AuthKeys): Route[] {
   return [
@@ -21,7 +21,7 @@ export function authRoutes(services: Services, keys: AuthKeys): Route[] {
         errors: [409, 429, 503],
       },
       handle: async (ctx) =>
-        json(201, presentUser(await services.auth.call("register", { ...ctx.body, client_ip: ctx.ip }, onBehalfOf(ctx)))),
+        json(201, presentUser(await services.auth.call("register", { ...ctx.body, client_ip: ctx.ip }, asGateway(ctx)))),
     }),
     route({
       method: "post",
@@ -37,7 +37,7 @@ export function authRoutes(services: Services, keys: AuthKeys): Route[] {
         errors: [401, 429, 503],
       },
       handle: async (ctx) =>
-        json(200, presentTokens(await services.auth.call("login", { ...ctx.body, client_ip: ctx.ip }, onBehalfOf(ctx)))),
+        json(200, presentTokens(await services.auth.call("login", { ...ctx.body, client_ip: ctx.ip }, asGateway(ctx)))),
     }),
     route({
       method: "post",

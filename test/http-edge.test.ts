@@ -272,7 +272,12 @@ describe("system", () => {
     expect(spec.text).toMatch(/^openapi: 3\.1/m);
     const docs = await mesh.api.get("/docs");
     expect(docs.status).toBe(200);
-    expect(docs.text).toContain("/openapi.yaml");
+    expect(docs.text).toContain('<script src="/docs.js">');
+    expect(docs.text).not.toMatch(/<script>/);
+    const start = await mesh.api.get("/docs.js");
+    expect(start.status).toBe(200);
+    expect(start.headers.get("content-type")).toMatch(/^text\/javascript/);
+    expect(start.text).toContain("/openapi.yaml");
     const bundle = await fetch(`${mesh.url}/docs/assets/swagger-ui-bundle.js`);
     expect(bundle.status).toBe(200);
     expect((await fetch(`${mesh.url}/docs/assets/..%2F..%2Fpackage.json`)).status).toBe(404);

@@ -15,6 +15,7 @@ export class GatewayServer {
   mount(router: Router, files: StaticFiles, sockets: SocketEndpoint): void {
     sockets.mount(this.app);
     this.app.get("/docs/assets/:file", (res, req) => serveAsset(res, files.docsAsset(req.getParameter(0) ?? "")));
+    this.app.get("/docs.js", (res) => serveAsset(res, files.docsScript()));
     this.app.get("/app.js", (res) => serveAsset(res, files.testPageScript()));
     this.app.get("/app.css", (res) => serveAsset(res, files.testPageStyles()));
     // The compiled client SDK (dist/api/client/*.js, tests excluded), which the test page imports.

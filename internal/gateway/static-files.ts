@@ -64,6 +64,11 @@ export class StaticFiles {
     return this.read(new URL("docs.html", publicDir));
   }
 
+  /** The docs page's start-up script (it has no inline script). */
+  docsScript(): Asset {
+    return { body: this.read(new URL("docs.js", publicDir)), contentType: javascript, cacheControl: "no-cache" };
+  }
+
   openApi(): Promise<Buffer> {
     return this.read(openApiFile);
   }

@@ -6,15 +6,14 @@ import type { StaticFiles } from "../static-files.js";
 const html = "text/html; charset=utf-8";
 // The pages load only their own scripts and styles, and talk only to this origin. The test
 // page has no inline script or style (its code is the module /app.js, on the SDK at /sdk/;
-// its styles are /app.css), so none is allowed; the docs page still starts Swagger UI from
-// an inline script, and Swagger UI sets inline styles.
+// its styles are /app.css), so none is allowed; the docs page starts Swagger UI from /docs.js,
+// and Swagger UI sets inline styles, which its policy still allows.
 const testPageSecurity = {
   "content-security-policy":
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:",
 };
 const docsPageSecurity = {
-  "content-security-policy":
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
+  "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:",
 };
 
 export function systemRoutes(health: Health, files: StaticFiles): Route[] {

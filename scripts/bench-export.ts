@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { LocalCredentials } from "../internal/devenv/credentials.js";
 import { mainScriptPath, spawnChild, startProcess, type MeshProcess } from "../internal/devenv/processes.js";
 import { provideServers } from "../internal/devenv/servers.js";
 
@@ -114,12 +115,12 @@ async function main(): Promise<void> {
     NATS_SUBJECT_ROOT: id,
     NATS_STREAM: id.toUpperCase(),
     REDIS_PREFIX: `${id}:`,
-    INTERNAL_TOKEN: randomBytes(24).toString("base64url"),
     LOG_LEVEL: "info",
     GRPC_PORT: "0",
     ADMIN_PORT: "0",
     GATEWAY_PORT: "0",
   };
+  const credentials = new LocalCredentials();
   const processes: MeshProcess[] = [];
   const pids: Record<string, number> = {};
   const start = async (name: string, addressVar?: string) => {
@@ -133,7 +134,8 @@ async function main(): Promise<void> {
       }
     };
     const profiled = args["cpu-prof"] && (name === "task" || name === "export");
-    const started = profiled ? await startProfiled(name, env, logDir, output) : await startProcess(name, { cwd: root, env, output });
+    const own = { ...env, ...credentials.env(name) };
+    const started = profiled ? await startProfiled(name, own, logDir, output) : await startProcess(name, { cwd: root, env: own, output });
     processes.push(started);
     if (addressVar) env[addressVar] = `127.0.0.1:${started.ports["grpc"]}`;
     return started;

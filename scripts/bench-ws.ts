@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { connect, type JetStreamClient, type NatsConnection, type PubAck } from "nats";
 import postgres from "postgres";
 import { TaskboardClient } from "../api/client/index.js";
+import { LocalCredentials } from "../internal/devenv/credentials.js";
 import { startProcess, spawnChild, type MeshProcess } from "../internal/devenv/processes.js";
 import { provideServers } from "../internal/devenv/servers.js";
 import { startOrder } from "../internal/devenv/topology.js";
@@ -627,6 +628,8 @@ interface Mesh {
   id: string;
   code: string;
   env: Record<string, string>;
+  /** The environment of one process: `env` and its own internal credential. */
+  envOf(name: string): Record<string, string>;
   processes: MeshProcess[];
   gateways: MeshProcess[];
   urls: string[];
@@ -648,6 +651,8 @@ async function startMesh(servers: Servers, admin: postgres.Sql, code: string, id
     NATS_SUBJECT_ROOT: id,
     NATS_STREAM: id.toUpperCase(),
     REDIS_PREFIX: `${id}:`,
+    // The credential of revisions before per-process credentials (--storm-baseline); today's
+    // processes each get their own (LocalCredentials) and ignore it.
     INTERNAL_TOKEN: randomBytes(24).toString("base64url"),
     LOG_LEVEL: "info",
     GRPC_PORT: "0",
@@ -662,6 +667,8 @@ async function startMesh(servers: Servers, admin: postgres.Sql, code: string, id
     // Each bench room is one user's thousands of connections.
     WS_MAX_CONNECTIONS_PER_USER: "1000000",
   };
+  const credentials = new LocalCredentials();
+  const envOf = (name: string) => ({ ...env, ...credentials.env(name) });
   const processes: MeshProcess[] = [];
   let stopped: Promise<void> | undefined;
   const stop = () =>
@@ -676,17 +683,17 @@ async function startMesh(servers: Servers, admin: postgres.Sql, code: string, id
   try {
     // The processes the fan-out needs (logins and rooms): auth and workspace, as the topology declares them.
     for (const spec of startOrder().flat().filter((p) => p.name === "auth" || p.name === "workspace")) {
-      const started = await startProcess(spec.name, { cwd: code, env, output: output(spec.name) });
+      const started = await startProcess(spec.name, { cwd: code, env: envOf(spec.name), output: output(spec.name) });
       processes.push(started);
       env[spec.addressVar!] = `127.0.0.1:${started.ports["grpc"]}`;
     }
     const gateways: MeshProcess[] = [];
     for (let i = 0; i < opts.replicas; i++) {
-      const gateway = await startProcess("gateway", { cwd: code, env, output: output("gateway"), nodeArgs });
+      const gateway = await startProcess("gateway", { cwd: code, env: envOf("gateway"), output: output("gateway"), nodeArgs });
       gateways.push(gateway);
       processes.push(gateway);
     }
-    return { id, code, env, processes, gateways, urls: gateways.map((g) => `http://127.0.0.1:${g.ports["http"]}`), output, stop };
+    return { id, code, env, envOf, processes, gateways, urls: gateways.map((g) => `http://127.0.0.1:${g.ports["http"]}`), output, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -704,7 +711,7 @@ async function main(): Promise<void> {
   try {
     const mesh = await startMesh(servers, admin, root, runId);
     meshes.push(mesh);
-    const { env, processes, gateways, urls: gatewayUrls, output } = mesh;
+    const { envOf, processes, gateways, urls: gatewayUrls, output } = mesh;
     const rooms = opts.fanout || opts.idle > 0 || opts.storm > 0 ? await createRooms(gatewayUrls[0]!, opts.rooms) : [];
     nc = await connect({ servers: servers.natsUrl });
     // Interrupted (Ctrl-C), the meshes' streams go too, once their processes have stopped.
@@ -733,7 +740,7 @@ async function main(): Promise<void> {
       for (const target of opts.targets) {
         if (target === "gateway") {
           // A fresh replica, so that the baseline is not what the fan-out run left on the heap.
-          const fresh = await startProcess("gateway", { cwd: root, env, output: output("gateway") });
+          const fresh = await startProcess("gateway", { cwd: root, env: envOf("gateway"), output: output("gateway") });
           processes.push(fresh);
           await idleConnections("gateway", "ws", `http://127.0.0.1:${fresh.ports["http"]}`, fresh.pid, rooms, opts.idle);
           await fresh.stop();

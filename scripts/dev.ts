@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { LocalCredentials } from "../internal/devenv/credentials.js";
 import {
   mainScriptPath,
   ProcessStartError,
@@ -105,15 +105,16 @@ async function main(): Promise<number> {
   const diedOnItsOwn = new Set<MeshProcess>();
   try {
     if (await ensureDatabase(servers.databaseUrl)) say("postgres: created the database");
-    // GRPC_PORT and ADMIN_PORT are per process: set below for each, never the user's for all.
-    const { GRPC_PORT: _grpc, ADMIN_PORT: _admin, ...userEnv } = definedOnly(env);
+    // GRPC_PORT, ADMIN_PORT and the internal credentials are per process: set below for
+    // each (credentials fresh for every run), never the user's for all.
+    const { GRPC_PORT: _grpc, ADMIN_PORT: _admin, INTERNAL_SECRET: _secret, INTERNAL_CALLERS: _callers, ...userEnv } = definedOnly(env);
+    const credentials = new LocalCredentials();
     const common: Record<string, string> = {
       ...userEnv,
       NATS_URL: servers.natsUrl,
       DATABASE_URL: servers.databaseUrl,
       REDIS_URL: servers.redisUrl,
       SES_ENDPOINT: servers.sesEndpoint,
-      INTERNAL_TOKEN: env["INTERNAL_TOKEN"] || randomBytes(32).toString("base64url"),
     };
 
     const built = mesh.filter(({ name }) => {
@@ -126,7 +127,7 @@ async function main(): Promise<number> {
       try {
         const child = await startProcess(spec.name, {
           cwd: root,
-          env: { ...common, ...spec.env },
+          env: { ...common, ...credentials.env(spec.name), ...spec.env },
           output: (line: string, stream: OutputStream) =>
             (stream === "stderr" ? process.stderr : process.stdout).write(`${linePrefix}${line}\n`),
           signal: stopping.signal,

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AuthServiceClient } from "../api/gen/taskboard/auth/v1/auth.js";
-import { connectService } from "../internal/platform/grpc-client.js";
 import { signUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
 
@@ -41,15 +40,18 @@ test("rate limits: registrations per client IP beyond the limit are 429 and crea
   expect(rows[0]!.n).toBe(5);
 });
 
-test("rate limits: a caller of auth's gRPC port without the internal credential cannot choose the address it is counted by", async () => {
-  const client = connectService(AuthServiceClient, `127.0.0.1:${mesh.processes.get("auth")!.ports["grpc"]}`, mesh.env["INTERNAL_TOKEN"]!, 5_000);
+test.each([
+  ["without a credential", {}],
+  ["with another process's credential (notify's)", { internal: true }],
+])("rate limits: a caller of auth's gRPC port %s cannot choose the address it is counted by", async (_, as) => {
+  const client = mesh.grpcClient(AuthServiceClient, "auth", "notify");
   try {
     const outcomes: string[] = [];
     for (let i = 0; i < 8; i++) {
       // A fresh address and e-mail each time: were client_ip believed, no limit would ever apply.
       const email = `spoof.${i}.${Date.now()}@example.com`;
       outcomes.push(
-        await client.call("register", { name: "Spoof", email, password: "Passw0rd-b", client_ip: `203.0.113.${i + 1}` }, {}).then(
+        await client.call("register", { name: "Spoof", email, password: "Passw0rd-b", client_ip: `203.0.113.${i + 1}` }, as).then(
           () => "created",
           (error: { code?: string }) => error.code ?? "error",
         ),

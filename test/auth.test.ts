@@ -1,6 +1,5 @@
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import { AuthServiceClient } from "../api/gen/taskboard/auth/v1/auth.js";
-import { connectService } from "../internal/platform/grpc-client.js";
 import { createLocalJWKSet, generateKeyPair, importPKCS8, jwtVerify, SignJWT, type JSONWebKeySet } from "jose";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { EventTap } from "./support/events.js";
@@ -330,7 +329,7 @@ describe("users", () => {
 describe("internal lookups", () => {
   test("auth: LookupUsers answers known users and refuses unbounded requests (at most 500 ids and addresses)", async () => {
     const user = await signUp(mesh.api, "Looked up");
-    const client = connectService(AuthServiceClient, `127.0.0.1:${mesh.processes.get("auth")!.ports["grpc"]}`, mesh.env["INTERNAL_TOKEN"]!, 5_000);
+    const client = mesh.grpcClient(AuthServiceClient, "auth", "notify");
     try {
       const found = await client.call("lookupUsers", { user_ids: [user.id], emails: [] }, { internal: true });
       expect(found.items.map((u) => u.id)).toEqual([user.id]);

@@ -34,6 +34,7 @@ import { loadNotifyConfig, notifyEnv } from "../internal/notify/config.js";
 import { loadTaskConfig, taskEnv } from "../internal/task/config.js";
 import { loadWorkspaceConfig, workspaceEnv } from "../internal/workspace/config.js";
 import { TOPOLOGY } from "../internal/devenv/topology.js";
+import { credentialDigest, parseCallers } from "../internal/platform/internal-callers.js";
 
 /** Parsed YAML/JSON of manifests and values: shapes are asserted by the tests themselves. */
 type Json = any;
@@ -530,12 +531,17 @@ describe.each(ENVS)("%s", (env) => {
       }
       return out;
     };
+    const ownSecrets = new Set<string>();
     for (const name of processNames(env)) {
       const vars = containerEnv(find(env, "Deployment", name));
       const config = processConfigs[name];
       if (!config) throw new Error(`${name}: add its config module (internal/${name}/config.ts) to processConfigs`);
       const { spec, load } = config;
       expect(() => load(vars), `${name}: its configuration`).not.toThrow();
+      // Its own internal credential, which every gRPC server knows as this process's.
+      expect(vars.INTERNAL_SECRET!.length, `${name}: INTERNAL_SECRET`).toBeGreaterThanOrEqual(32);
+      ownSecrets.add(vars.INTERNAL_SECRET!);
+      expect(parseCallers(vars.INTERNAL_CALLERS!).get(credentialDigest(vars.INTERNAL_SECRET!)), `${name}: known by its digest`).toBe(name);
       for (const [key, schema] of Object.entries(spec)) {
         const fallback = schema.safeParse(undefined);
         if (fallback.success && String(fallback.data).includes("127.0.0.1")) {
@@ -550,7 +556,7 @@ describe.each(ENVS)("%s", (env) => {
     const auth = containerEnv(find(env, "Deployment", "auth"));
     expect(createPrivateKey(auth.JWT_PRIVATE_KEY!).asymmetricKeyType).toBe("ed25519");
     expect(auth.REDIS_URL).toMatch(/^redis:\/\/default:[A-Za-z0-9]{40}@valkey:6379$/);
-    expect(auth.INTERNAL_TOKEN!.length).toBeGreaterThanOrEqual(32);
+    expect(ownSecrets.size, "no two processes share an internal credential").toBe(processNames(env).length);
   });
 
   it("platform: generated Secrets are kept across uninstall, and the migrate Job runs as a pre-install/pre-upgrade hook", () => {
@@ -558,7 +564,8 @@ describe.each(ENVS)("%s", (env) => {
     for (const s of Object.values<Json>(secrets)) {
       const secret = find(env, "Secret", s.name);
       expect(secret.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
-      expect(Object.keys(secret.data)).toEqual([s.key]);
+      // One key, or for the internal credentials one per process and their digests.
+      expect(Object.keys(secret.data).sort()).toEqual(s.name === secrets.internal.name ? [...processNames(env), "callers"].sort() : [s.key]);
     }
     const job = find(env, "Job", "migrate");
     expect(job.metadata.annotations["helm.sh/hook"]).toBe("pre-install,pre-upgrade");

@@ -80,8 +80,10 @@ describe("shutdown and configuration", () => {
 
   test.each([
     ["auth", { GRPC_PORT: "abc" }, /^auth: config: GRPC_PORT="abc" is invalid/],
-    ["gateway", { NATS_URL: "nats://x", INTERNAL_TOKEN: "short" }, /^gateway: config: INTERNAL_TOKEN=\(hidden\) is invalid/],
-    ["workspace", { INTERNAL_TOKEN: "" }, /^workspace: config: INTERNAL_TOKEN is required/],
+    ["gateway", { NATS_URL: "nats://x", INTERNAL_SECRET: "short" }, /^gateway: config: INTERNAL_SECRET=\(hidden\) is invalid/],
+    ["workspace", { INTERNAL_SECRET: "" }, /^workspace: config: INTERNAL_SECRET is required/],
+    ["task", { INTERNAL_CALLERS: `robot:${"0".repeat(64)}` }, /^task: config: INTERNAL_CALLERS="robot:0+" is invalid: unknown caller "robot"/],
+    ["export", { INTERNAL_CALLERS: "gateway:abc" }, /^export: config: INTERNAL_CALLERS="gateway:abc" is invalid: the entry of gateway must be gateway:<64 hex digits>/],
     ["task", { WORKSPACE_ADDR: "nowhere" }, /^task: config: WORKSPACE_ADDR="nowhere" is invalid/],
     ["auth", { NODE_ENV: "production", JWT_PRIVATE_KEY: "" }, /^auth: config: JWT_PRIVATE_KEY is required when NODE_ENV=production/],
     ["task", { DATABASE_URL: "postgres://app:s3cret-pw@db:notaport/x" }, /^task: config: DATABASE_URL="postgres:\/\/app:\*\*\*@db:notaport\/x" is invalid/],
@@ -89,7 +91,7 @@ describe("shutdown and configuration", () => {
     ["workspace", { NATS_URL: "nats://tb:s3cret-pw@nats:port" }, /^workspace: config: NATS_URL="nats:\/\/tb:\*\*\*@nats:port" is invalid/],
   ])("lifecycle: %s with bad configuration %j stops with one line naming the variable", (name, env, line) => {
     const result = spawnSync(process.execPath, [`${root}dist/cmd/${name}/main.js`], {
-      env: { PATH: process.env["PATH"], ...mesh.env, ...env },
+      env: { PATH: process.env["PATH"], ...mesh.env, ...mesh.credentials.env(name), ...env },
       encoding: "utf8",
       timeout: 20_000,
     });

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TaskServiceClient, type Comment, type Task } from "../api/gen/taskboard/task/v1/task.js";
 import type { Event } from "../internal/platform/events.js";
-import { connectService } from "../internal/platform/grpc-client.js";
 import { EventTap } from "./support/events.js";
 import { signUp, type Api, type ApiResponse, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
@@ -804,12 +803,7 @@ describe("internal streams", () => {
     expect(ids.slice(0, 3)).toEqual(first);
     expect(ids.at(-1)).toBe(last.id);
 
-    const client = connectService(
-      TaskServiceClient,
-      `127.0.0.1:${mesh.processes.get("task")!.ports["grpc"]}`,
-      mesh.env["INTERNAL_TOKEN"]!,
-      20_000,
-    );
+    const client = mesh.grpcClient(TaskServiceClient, "task", "export", 20_000);
     try {
       const streamed: Task[] = [];
       let batches = 0;
@@ -831,7 +825,7 @@ describe("internal streams", () => {
       const asUser = async () => {
         for await (const _ of client.stream("streamTasks", { workspace_id: c.workspaceId }, { token: c.owner.accessToken })) void _;
       };
-      await expect(asUser()).rejects.toMatchObject({ code: "unauthorized" });
+      await expect(asUser()).rejects.toMatchObject({ code: "forbidden" });
     } finally {
       client.close();
     }

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { WorkspaceServiceClient } from "../api/gen/taskboard/workspace/v1/workspace.js";
-import { connectService } from "../internal/platform/grpc-client.js";
 import { EventTap } from "./support/events.js";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
@@ -180,21 +179,16 @@ describe("members", () => {
   test("members: the internal id list (notify's) holds exactly the members, and refuses a user's token", async () => {
     const c = await cast();
     expect((await c.owner.api.delete(`/workspaces/${c.workspaceId}/members/${c.other.id}`)).status).toBe(204);
-    const client = connectService(
-      WorkspaceServiceClient,
-      `127.0.0.1:${mesh.processes.get("workspace")!.ports["grpc"]}`,
-      mesh.env["INTERNAL_TOKEN"]!,
-      5_000,
-    );
+    const client = mesh.grpcClient(WorkspaceServiceClient, "workspace", "notify");
     try {
       const { user_ids } = await client.call("listMemberIds", { workspace_id: c.workspaceId }, { internal: true });
       expect(user_ids.sort()).toEqual([c.owner.id, c.admin.id, c.member.id].sort());
       const unknown = await client.call("listMemberIds", { workspace_id: "00000000-0000-4000-8000-000000000000" }, { internal: true });
       expect(unknown.user_ids).toEqual([]);
-      await expect(client.call("listMemberIds", { workspace_id: c.workspaceId }, { token: c.owner.accessToken })).rejects.toMatchObject({ code: "unauthorized" });
+      await expect(client.call("listMemberIds", { workspace_id: c.workspaceId }, { token: c.owner.accessToken })).rejects.toMatchObject({ code: "forbidden" });
       await expect(client.call("listMemberIds", { workspace_id: "nope" }, { internal: true })).rejects.toMatchObject({ code: "validation_failed" });
-      // The profiles (ListMembers) are for members only, never the service token.
-      await expect(client.call("listMembers", { workspace_id: c.workspaceId, page: undefined }, { internal: true })).rejects.toMatchObject({ code: "unauthorized" });
+      // The profiles (ListMembers) are for members only, never a process's credential.
+      await expect(client.call("listMembers", { workspace_id: c.workspaceId, page: undefined }, { internal: true })).rejects.toMatchObject({ code: "forbidden" });
     } finally {
       client.close();
     }

@@ -1,7 +1,8 @@
-import { commonEnv, env, natsEnv, parseEnv, postgresEnv, redisEnv, type Env } from "../platform/config.js";
+import { commonEnv, env, grpcServerEnv, natsEnv, parseEnv, postgresEnv, redisEnv, type Env } from "../platform/config.js";
 
 export const authEnv = {
   ...commonEnv,
+  ...grpcServerEnv,
   ...postgresEnv,
   ...redisEnv,
   ...natsEnv,

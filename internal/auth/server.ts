@@ -18,7 +18,7 @@ export function authHandlers(service: AuthService): Handlers<typeof AuthServiceS
     getJwks: { access: "public", handle: async () => ({ json: service.jwks() }) },
     createUser: { access: "user", handle: (req, ctx) => service.createUser(ctx.principal, req) },
     listUsers: { access: "user", handle: (req, ctx) => service.listUsers(ctx.principal, req) },
-    getUser: { access: "user-or-internal", handle: (req, ctx) => service.getUser(ctx.principal, req.user_id) },
+    getUser: { access: "user", handle: (req, ctx) => service.getUser(ctx.principal, req.user_id) },
     updateUser: { access: "user", handle: (req, ctx) => service.updateUser(ctx.principal, req) },
     deleteUser: {
       access: "user",
@@ -27,8 +27,10 @@ export function authHandlers(service: AuthService): Handlers<typeof AuthServiceS
         return {};
       },
     },
+    // Profiles by id or e-mail, for the workspace service (members) and notify (recipients);
+    // never users, who could learn from it whether an address has an account.
     lookupUsers: {
-      access: "user-or-internal",
+      access: { callers: ["workspace", "notify"] },
       handle: async (req) => ({ items: await service.lookupUsers(req.user_ids, req.emails), next_cursor: "" }),
     },
   };
@@ -36,9 +38,9 @@ export function authHandlers(service: AuthService): Handlers<typeof AuthServiceS
 
 /**
  * The address the per-IP limits count: the one the gateway forwards, but only
- * from a caller holding the internal credential; anyone else who reaches the
+ * from the gateway, known by its own internal credential; anyone else who reaches the
  * gRPC port is counted by its own address, whatever `client_ip` it claims.
  */
 function clientIp(claimed: string, ctx: CallContext): string {
-  return ctx.principal.kind === "internal" && claimed ? claimed : ctx.peerAddress;
+  return ctx.principal.kind === "internal" && ctx.principal.caller === "gateway" && claimed ? claimed : ctx.peerAddress;
 }

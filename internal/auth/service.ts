@@ -203,12 +203,10 @@ export class AuthService {
   }
 
   private requireAdmin(principal: Principal): void {
-    if (principal.kind === "internal") return;
     if (principal.kind !== "user" || principal.role !== "admin") throw forbidden("admin only");
   }
 
   private requireSelfOrAdmin(principal: Principal, userId: string): void {
-    if (principal.kind === "internal") return;
     if (principal.kind === "user" && (principal.role === "admin" || principal.userId === userId)) return;
     throw forbidden("only the user themself or an admin may do this");
   }

@@ -1,3 +1,5 @@
+import type { Caller } from "../platform/principal.js";
+
 /**
  * The processes of the mesh, declared once: their names, the ports they listen
  * on in `npm run dev`, the variable by which others find their gRPC address,
@@ -5,13 +7,13 @@
  * read it; start order follows `calls` (a process starts after those it calls).
  */
 export interface ProcessSpec {
-  name: string;
+  name: Caller;
   /** Local ports in `npm run dev`, by the kind its ready line reports ("grpc", "admin", "http"). */
   ports: { grpc?: number; admin: number; http?: number };
   /** The variable that gives callers this process's gRPC address (host:port). */
   addressVar?: string;
   /** Processes it calls over gRPC. */
-  calls: string[];
+  calls: Caller[];
 }
 
 export const TOPOLOGY: readonly ProcessSpec[] = [

@@ -21,7 +21,7 @@ export interface Directory {
 const PAGE = 200;
 const INTERNAL = { internal: true } as const;
 
-/** The Directory over gRPC, acting as a service (INTERNAL_TOKEN); member lists through the membership cache. */
+/** The Directory over gRPC, as the notify process (its own credential); member lists through the membership cache. */
 export class ServiceDirectory implements Directory {
   constructor(
     private readonly auth: ServiceClient<AuthServiceClient>,

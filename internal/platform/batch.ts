@@ -1,6 +1,6 @@
 import type { ItemError, OnBehalfOf } from "../../api/gen/taskboard/common/v1/batch.js";
 import type { AccessClaims } from "./access-tokens.js";
-import { AppError, isErrorCode, unauthorized } from "./errors.js";
+import { AppError, badRequest, isErrorCode, unauthorized } from "./errors.js";
 import { classifyError } from "./failures.js";
 import type { Principal } from "./principal.js";
 
@@ -10,6 +10,15 @@ import type { Principal } from "./principal.js";
  * for many rows). Each item carries its user's token, verified by the callee
  * as for a single call; each item fails or succeeds on its own.
  */
+
+/** The most items of one batch: what the gateway sends, and what a callee accepts. */
+export const MAX_BATCH_ITEMS = 128;
+
+/** The items of a batch request, refused as a whole beyond MAX_BATCH_ITEMS. */
+export function boundedItems<T>(items: T[]): T[] {
+  if (items.length > MAX_BATCH_ITEMS) throw badRequest(`at most ${MAX_BATCH_ITEMS} items per batch`);
+  return items;
+}
 
 /** The principal of one item, or the error that refuses it. */
 export async function principalOf(
@@ -55,7 +64,7 @@ export class CallBatcher<Item, Result> {
 
   constructor(
     private readonly run: (items: Item[]) => Promise<(Result | Error)[]>,
-    private readonly maxBatch = 128,
+    private readonly maxBatch = MAX_BATCH_ITEMS,
   ) {}
 
   call(item: Item): Promise<Result> {

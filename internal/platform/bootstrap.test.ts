@@ -4,7 +4,7 @@ import { Platform } from "./bootstrap.js";
 const config = {
   LOG_LEVEL: "silent",
   SHUTDOWN_TIMEOUT_MS: 2_000,
-  INTERNAL_TOKEN: "x".repeat(32),
+  INTERNAL_SECRET: "x".repeat(32),
   LISTEN_HOST: "127.0.0.1",
   NATS_URL: "nats://127.0.0.1:4222",
   NATS_SUBJECT_ROOT: "unit",

@@ -11,6 +11,7 @@ import { Subjects } from "./events.js";
 import { connectService, type ServiceClient } from "./grpc-client.js";
 import { GrpcServer } from "./grpc-server.js";
 import type { Logger } from "./logger.js";
+import type { Caller } from "./principal.js";
 import { CachedMemberships } from "./memberships.js";
 import { connectNats, pingNats } from "./nats.js";
 import { Outbox } from "./outbox.js";
@@ -25,7 +26,9 @@ import type { JSONWebKeySet } from "jose";
 export interface PlatformConfig {
   LOG_LEVEL: string;
   SHUTDOWN_TIMEOUT_MS: number;
-  INTERNAL_TOKEN: string;
+  INTERNAL_SECRET: string;
+  /** Callers admitted by this process's gRPC server (processes that serve gRPC). */
+  INTERNAL_CALLERS?: ReadonlyMap<string, Caller>;
   LISTEN_HOST: string;
   NATS_URL: string;
   NATS_SUBJECT_ROOT: string;
@@ -134,7 +137,7 @@ export class Platform implements Runtime {
     address: string,
     options: { health?: string; channel?: Partial<grpc.ClientOptions> } = {},
   ): ServiceClient<C> {
-    const client = connectService(Ctor, address, this.config.INTERNAL_TOKEN, this.config.GRPC_TIMEOUT_MS ?? 5_000, options.channel);
+    const client = connectService(Ctor, address, this.config.INTERNAL_SECRET, this.config.GRPC_TIMEOUT_MS ?? 5_000, options.channel);
     if (options.health) this.health.add(options.health, () => client.ready(1_000));
     this.onStop("clients", `client ${address}`, () => client.close());
     return client;
@@ -175,14 +178,14 @@ export class Platform implements Runtime {
     return consumer;
   }
 
-  /** The gRPC server: users authorised by their access tokens, other processes by the internal credential. */
+  /** The gRPC server: users authorised by their access tokens, other processes by their own internal credentials. */
   grpc(): GrpcServer {
     const verifier = this.verifier;
     if (!verifier) throw new Error("Platform.grpc() needs Platform.tokens() first");
     this.grpcServer ??= new GrpcServer({
       log: this.log,
       registry: this.registry,
-      internalToken: this.config.INTERNAL_TOKEN,
+      callers: required(this.config.INTERNAL_CALLERS, "INTERNAL_CALLERS"),
       verifyAccessToken: (token) => verifier.verify(token),
     });
     return this.grpcServer;
@@ -221,7 +224,7 @@ export function runService<C extends PlatformConfig>(
   });
 }
 
-function required(value: string | undefined, name: string): string {
+function required<T>(value: T | undefined, name: string): T {
   if (!value) throw new Error(`${name} is required by this process`);
   return value;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parseCallers } from "./internal-callers.js";
 
 /** The environment a process reads its configuration from; tests pass a plain object. */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -78,8 +79,8 @@ export const commonEnv = {
   LOG_LEVEL: env.oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const, "info"),
   /** How long a graceful shutdown may take before the process exits anyway. */
   SHUTDOWN_TIMEOUT_MS: env.int(10_000, 100),
-  /** Shared secret that services present to each other for internal calls. */
-  INTERNAL_TOKEN: z.string().min(32, "must be at least 32 characters"),
+  /** This process's own credential for calls to the others (internal-callers.ts). */
+  INTERNAL_SECRET: z.string().min(32, "must be at least 32 characters"),
   /**
    * The address the gRPC and admin ports bind to: loopback unless the deployment says
    * otherwise (the chart binds the pod's IP). The gateway's public HTTP port listens on all.
@@ -88,6 +89,19 @@ export const commonEnv = {
     .string()
     .default("127.0.0.1")
     .refine((v) => /^[0-9a-fA-F:.]+$/.test(v) || /^[a-z0-9.-]+$/i.test(v), "must be an IP address or a host name"),
+};
+
+/** Variables of processes that serve gRPC. */
+export const grpcServerEnv = {
+  /** The processes admitted as internal callers: `name:sha256(secret)`, comma-separated (internal-callers.ts). */
+  INTERNAL_CALLERS: z.string().transform((value, ctx) => {
+    try {
+      return parseCallers(value);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  }),
 };
 
 export const natsEnv = {

@@ -5,7 +5,7 @@ import { AppError, errorCodeForGrpcStatus, isErrorCode } from "./errors.js";
 export interface OutgoingCall {
   /** The end user's access token, forwarded so the callee authorises them. */
   token?: string | undefined;
-  /** Act as a service (internal token) instead of a user. */
+  /** Act as this process (its own internal credential) instead of a user. */
   internal?: boolean;
   requestId?: string | undefined;
   timeoutMs?: number;
@@ -59,7 +59,7 @@ export const channelOptions: grpc.ClientOptions = {
 export class ServiceClient<C extends grpc.Client> {
   constructor(
     readonly client: C,
-    private readonly internalToken: string,
+    private readonly internalSecret: string,
     private readonly defaultTimeoutMs: number,
   ) {}
 
@@ -106,7 +106,7 @@ export class ServiceClient<C extends grpc.Client> {
 
   private metadata(call: OutgoingCall): grpc.Metadata {
     const metadata = new grpc.Metadata();
-    if (call.internal) metadata.set("x-internal-token", this.internalToken);
+    if (call.internal) metadata.set("x-internal-token", this.internalSecret);
     else if (call.token) metadata.set("authorization", `Bearer ${call.token}`);
     if (call.requestId) metadata.set("x-request-id", call.requestId);
     return metadata;
@@ -138,9 +138,9 @@ export function fromGrpcError(error: grpc.ServiceError): AppError {
 export function connectService<C extends grpc.Client>(
   Ctor: new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => C,
   address: string,
-  internalToken: string,
+  internalSecret: string,
   timeoutMs: number,
   options: Partial<grpc.ClientOptions> = {},
 ): ServiceClient<C> {
-  return new ServiceClient(new Ctor(address, grpc.credentials.createInsecure(), { ...channelOptions, ...options }), internalToken, timeoutMs);
+  return new ServiceClient(new Ctor(address, grpc.credentials.createInsecure(), { ...channelOptions, ...options }), internalSecret, timeoutMs);
 }

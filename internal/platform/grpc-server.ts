@@ -1,10 +1,11 @@
-import { randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { AppError, errorCatalogue, unauthorized } from "./errors.js";
+import { AppError, errorCatalogue, forbidden, unauthorized } from "./errors.js";
 import { classifyError } from "./failures.js";
 import { requestIdOf, type Logger } from "./logger.js";
-import type { Access, Principal } from "./principal.js";
+import { credentialDigest } from "./internal-callers.js";
+import { admits, type Access, type Caller, type Principal } from "./principal.js";
 import { bearerToken, type AccessClaims } from "./access-tokens.js";
 import { MAX_MESSAGE_BYTES } from "./grpc-client.js";
 
@@ -49,14 +50,16 @@ export type Handlers<S> = {
 export interface GrpcServerDeps {
   log: Logger;
   registry: Registry;
-  internalToken: string;
+  /** Internal callers by the digest of their credential (INTERNAL_CALLERS). */
+  callers: ReadonlyMap<string, Caller>;
   verifyAccessToken: (token: string) => Promise<AccessClaims>;
 }
 
 /**
  * A gRPC server whose methods are async functions. Each call gets a request id
- * (from `x-request-id` or fresh), a child logger, its principal checked against
- * the method's access rule, metrics, and errors mapped to gRPC statuses with
+ * (from `x-request-id` or fresh), a child logger, its principal (a user by
+ * access token, a process by its own credential) checked against the method's
+ * access rule, metrics, and errors mapped to gRPC statuses with
  * the API error code in trailing metadata (`tb-error-code`).
  */
 export class GrpcServer {
@@ -66,10 +69,8 @@ export class GrpcServer {
   });
   private readonly handled: Counter<"method" | "code">;
   private readonly duration: Histogram<"method">;
-  private readonly internalToken: Buffer;
 
   constructor(private readonly deps: GrpcServerDeps) {
-    this.internalToken = Buffer.from(deps.internalToken);
     this.handled = new Counter({
       name: "taskboard_grpc_server_handled_total",
       help: "gRPC calls handled, by method and status code",
@@ -182,21 +183,19 @@ export class GrpcServer {
   private async context(metadata: grpc.Metadata, access: Access, label: string, peer: string): Promise<Context> {
     const requestId = requestIdOf(metadata.get("x-request-id")[0]) ?? randomUUID();
     const principal = await this.authenticate(metadata);
-    const allowed =
-      access === "public" ||
-      (access === "user" && principal.kind === "user") ||
-      (access === "internal" && principal.kind === "internal") ||
-      (access === "user-or-internal" && principal.kind !== "anonymous");
-    if (!allowed) throw unauthorized(principal.kind === "anonymous" ? "missing credentials" : "not allowed for this caller");
+    if (!admits(access, principal)) {
+      throw principal.kind === "anonymous" ? unauthorized("missing credentials") : forbidden(`not allowed for this caller`);
+    }
     return new Context(principal, requestId, this.deps.log, label, peerAddress(peer));
   }
 
   private async authenticate(metadata: grpc.Metadata): Promise<Principal> {
     const internal = metadata.get("x-internal-token")[0];
     if (typeof internal === "string") {
-      const given = Buffer.from(internal);
-      if (given.length === this.internalToken.length && timingSafeEqual(given, this.internalToken)) return { kind: "internal" };
-      throw unauthorized("invalid internal token");
+      // Known by digest: comparing digests reveals nothing about a secret.
+      const caller = this.deps.callers.get(credentialDigest(internal));
+      if (!caller) throw unauthorized("invalid internal credential");
+      return { kind: "internal", caller };
     }
     const header = metadata.get("authorization")[0];
     if (typeof header !== "string") return { kind: "anonymous" };

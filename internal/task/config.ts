@@ -1,7 +1,8 @@
-import { commonEnv, env, natsEnv, parseEnv, postgresEnv, type Env } from "../platform/config.js";
+import { commonEnv, env, grpcServerEnv, natsEnv, parseEnv, postgresEnv, type Env } from "../platform/config.js";
 
 export const taskEnv = {
   ...commonEnv,
+  ...grpcServerEnv,
   ...postgresEnv,
   ...natsEnv,
   GRPC_PORT: env.port(50053),

@@ -1,6 +1,6 @@
 import { TaskServiceService, type Task, type TaskResults } from "../../api/gen/taskboard/task/v1/task.js";
 import type { AccessClaims } from "../platform/access-tokens.js";
-import { principalOf, toItemError } from "../platform/batch.js";
+import { boundedItems, principalOf, toItemError } from "../platform/batch.js";
 import { AppError } from "../platform/errors.js";
 import type { CallContext, Handlers } from "../platform/grpc-server.js";
 import type { TaskService } from "./service.js";
@@ -10,7 +10,7 @@ export function taskHandlers(service: TaskService, verify: (token: string) => Pr
   return {
     createTask: { access: "user", handle: (req, ctx) => service.createTask(ctx.principal, req) },
     listTasks: { access: "user", handle: (req, ctx) => service.listTasks(ctx.principal, req) },
-    getTask: { access: "user-or-internal", handle: (req, ctx) => service.getTask(ctx.principal, req) },
+    getTask: { access: { user: true, callers: ["notify"] }, handle: (req, ctx) => service.getTask(ctx.principal, req) },
     updateTask: { access: "user", handle: (req, ctx) => service.updateTask(ctx.principal, req) },
     deleteTask: {
       access: "user",
@@ -21,7 +21,7 @@ export function taskHandlers(service: TaskService, verify: (token: string) => Pr
     },
     assignTask: { access: "user", handle: (req, ctx) => service.assignTask(ctx.principal, req) },
     createComment: { access: "user", handle: (req, ctx) => service.createComment(ctx.principal, req) },
-    listComments: { access: "user-or-internal", handle: (req, ctx) => service.listComments(ctx.principal, req) },
+    listComments: { access: { user: true, callers: ["notify"] }, handle: (req, ctx) => service.listComments(ctx.principal, req) },
     getComment: { access: "user", handle: (req, ctx) => service.getComment(ctx.principal, req) },
     updateComment: { access: "user", handle: (req, ctx) => service.updateComment(ctx.principal, req) },
     deleteComment: {
@@ -31,23 +31,25 @@ export function taskHandlers(service: TaskService, verify: (token: string) => Pr
         return {};
       },
     },
-    streamTasks: { access: "internal", stream: (req, ctx, send) => service.streamTasks(req, send, ctx.signal) },
-    streamComments: { access: "internal", stream: (req, ctx, send) => service.streamComments(req, send, ctx.signal) },
-    countRows: { access: "internal", handle: (req) => service.countRows(req) },
+    // Whole workspaces, unchecked: the export worker, which authorised the job when it was created.
+    streamTasks: { access: { callers: ["export"] }, stream: (req, ctx, send) => service.streamTasks(req, send, ctx.signal) },
+    streamComments: { access: { callers: ["export"] }, stream: (req, ctx, send) => service.streamComments(req, send, ctx.signal) },
+    countRows: { access: { callers: ["export"] }, handle: (req) => service.countRows(req) },
+    // The gateway's batches: each item carries its user's token and is authorised on its own.
     createTasks: {
-      access: "internal",
+      access: { callers: ["gateway"] },
       handle: async (req, ctx) => {
         const items = await Promise.all(
-          req.items.map(async (item) => ({ principal: await principalOf(item.caller, verify), input: item.request! })),
+          boundedItems(req.items).map(async (item) => ({ principal: await principalOf(item.caller, verify), input: item.request! })),
         );
         return results(await service.createTasks(items), ctx);
       },
     },
     getTasks: {
-      access: "internal",
+      access: { callers: ["gateway"] },
       handle: async (req, ctx) => {
         const items = await Promise.all(
-          req.items.map(async (item) => ({ principal: await principalOf(item.caller, verify), task_id: item.request?.task_id ?? "" })),
+          boundedItems(req.items).map(async (item) => ({ principal: await principalOf(item.caller, verify), task_id: item.request?.task_id ?? "" })),
         );
         return results(await service.getTasks(items), ctx);
       },

@@ -26,7 +26,13 @@ export function workspaceHandlers(service: WorkspaceService): Handlers<typeof Wo
         return {};
       },
     },
-    getMembership: { access: "user-or-internal", handle: (req, ctx) => service.membership(ctx.principal, req) },
-    listMemberIds: { access: "internal", handle: (req) => service.memberIds(req) },
+    // A user asks for their own membership; the gateway (realtime admission by ticket) and
+    // the task service (is an assignee a member?) ask about anyone.
+    getMembership: {
+      access: { user: true, callers: ["gateway", "task"] },
+      handle: (req, ctx) => service.membership(ctx.principal, req),
+    },
+    // Whole member lists: notify's recipients.
+    listMemberIds: { access: { callers: ["notify"] }, handle: (req) => service.memberIds(req) },
   };
 }

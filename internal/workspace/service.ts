@@ -11,7 +11,6 @@ import type {
 } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, badRequest, forbidden, notFound, unauthorized } from "../platform/errors.js";
-import type { OutgoingCall } from "../platform/grpc-client.js";
 import type { Event, Subjects } from "../platform/events.js";
 import type { Subscription } from "../platform/durable-consumer.js";
 import type { Emit, Outbox } from "../platform/outbox.js";
@@ -27,7 +26,8 @@ import { toMember, toWorkspace, type WorkspaceStore } from "./store.js";
 
 /** Resolves users through the auth service. */
 export interface UserDirectory {
-  lookup(query: { user_ids?: string[]; emails?: string[] }, call: OutgoingCall): Promise<User[]>;
+  /** Users by id or e-mail, asked as this process (never with the caller's token: who may ask is decided here). */
+  lookup(query: { user_ids?: string[]; emails?: string[] }): Promise<User[]>;
 }
 
 /**
@@ -60,7 +60,7 @@ export class WorkspaceService {
     const { name, description } = parseInput(createInput, input);
     // A deleted account's access token stays valid until it expires: it must not create
     // a workspace that nobody's deletion would ever clean up.
-    const [self] = await this.directory.lookup({ user_ids: [caller.userId] }, { token: caller.token });
+    const [self] = await this.directory.lookup({ user_ids: [caller.userId] });
     if (!self) throw unauthorized("this account no longer exists");
     const id = randomUUID();
     const row = await this.outbox.transaction(async (tx, emit) => {
@@ -127,7 +127,7 @@ export class WorkspaceService {
       input.who.$case === "user_id"
         ? { user_ids: [parseInput(userId, input.who.value)] }
         : { emails: [parseInput(userFields.email, input.who.value.trim())] };
-    const [profile] = await this.directory.lookup(who, { token: caller.token });
+    const [profile] = await this.directory.lookup(who);
     if (!profile) throw notFound("user");
     return this.changingMembers(async (tx, emit) => {
       await this.requireRole(tx, principal, id, ["owner", "admin"]);
@@ -145,7 +145,7 @@ export class WorkspaceService {
     const limit = pageSize(input.page?.limit ?? 0);
     const rows = await this.store.pageMembers(id, decodeCursor(input.page?.cursor ?? ""), limit);
     const { items, next_cursor } = pageOf(rows, limit, (row) => row.seq);
-    const profiles = await this.profiles(items.map((row) => row.user_id), principal);
+    const profiles = await this.profiles(items.map((row) => row.user_id));
     return { items: items.map((row) => toMember(row, profiles.get(row.user_id))), next_cursor } satisfies MemberList;
   }
 
@@ -153,7 +153,7 @@ export class WorkspaceService {
     const { workspace_id, user_id } = parseInput(memberRef, input);
     const role = parseInput(GrantableRole, input.role);
     await this.roleOf(principal, workspace_id);
-    const profile = (await this.profiles([user_id], principal)).get(user_id);
+    const profile = (await this.profiles([user_id])).get(user_id);
     return this.changingMembers(async (tx, emit) => {
       await this.requireRole(tx, principal, workspace_id, ["owner"]);
       const target = await this.store.membership(workspace_id, user_id, tx);
@@ -260,9 +260,9 @@ export class WorkspaceService {
     return this.roleOf(principal, id, tx, allowed);
   }
 
-  private async profiles(userIds: string[], principal: Principal): Promise<Map<string, User>> {
+  private async profiles(userIds: string[]): Promise<Map<string, User>> {
     if (userIds.length === 0) return new Map();
-    const users = await this.directory.lookup({ user_ids: userIds }, { token: userOf(principal).token });
+    const users = await this.directory.lookup({ user_ids: userIds });
     return new Map(users.map((u) => [u.id, u]));
   }
 }

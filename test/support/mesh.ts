@@ -6,8 +6,12 @@ import { connect, type NatsConnection } from "nats";
 import { Redis } from "ioredis";
 import postgres from "postgres";
 import { inject } from "vitest";
+import type * as grpc from "@grpc/grpc-js";
+import { LocalCredentials } from "../../internal/devenv/credentials.js";
 import { startProcess, type MeshProcess } from "../../internal/devenv/processes.js";
 import { Subjects } from "../../internal/platform/events.js";
+import { connectService, type ServiceClient } from "../../internal/platform/grpc-client.js";
+import type { Caller } from "../../internal/platform/principal.js";
 import { withDatabase } from "./databases.js";
 import { Api } from "./http.js";
 
@@ -46,6 +50,8 @@ export class Mesh {
   readonly subjects: Subjects;
   readonly streamName: string;
   readonly env: Record<string, string>;
+  /** Each process's own internal credential (given to it as INTERNAL_SECRET). */
+  readonly credentials = new LocalCredentials();
   private readonly logs: WriteStream[] = [];
   private readonly cleanups: (() => Promise<unknown>)[] = [];
   private nc: NatsConnection | undefined;
@@ -66,7 +72,6 @@ export class Mesh {
       NATS_SUBJECT_ROOT: id,
       NATS_STREAM: this.streamName,
       REDIS_PREFIX: `${id}:`,
-      INTERNAL_TOKEN: randomBytes(24).toString("base64url"),
       LOG_LEVEL: "debug",
       GRPC_PORT: "0",
       ADMIN_PORT: "0",
@@ -125,7 +130,7 @@ export class Mesh {
     this.logs.push(log);
     const started = await startProcess(name, {
       cwd: repoRoot,
-      env: { ...this.env, ...extraEnv },
+      env: { ...this.env, ...this.credentials.env(name), ...extraEnv },
       output: (line) => log.write(`${line}\n`),
     });
     this.processes.set(label, started);
@@ -147,6 +152,16 @@ export class Mesh {
     if (!old) throw new Error(`no process ${label}`);
     await old.stop();
     return this.startProcess(old.name, extraEnv, label);
+  }
+
+  /**
+   * A gRPC client of process `name` (closed by stop()); a call with `internal: true`
+   * presents the credential of process `as`.
+   */
+  grpcClient<C extends grpc.Client>(Ctor: Parameters<typeof connectService<C>>[0], name: string, as: Caller, timeoutMs = 5_000): ServiceClient<C> {
+    const client = connectService(Ctor, `127.0.0.1:${this.processes.get(name)!.ports["grpc"]}`, this.credentials.secrets[as], timeoutMs);
+    this.cleanups.push(async () => client.close());
+    return client;
   }
 
   /** A NATS connection for assertions (closed by stop()). */

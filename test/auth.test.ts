@@ -48,13 +48,36 @@ describe("register and log in", () => {
     expect(JSON.stringify(seen.event)).not.toMatch(/password/i);
   });
 
-  test("auth: a registered e-mail, in any letter case, is 409 email_taken and nothing is written", async () => {
+  test("auth: registering an address that has an account (in any letter case) answers as for a new one, and writes, publishes and changes nothing", async () => {
     const user = await signUp(mesh.api, "Dup");
-    const res = await mesh.api.post("/auth/register", { name: "Other", email: user.email.toUpperCase(), password: "Passw0rd-2" });
-    expect(res.status).toBe(409);
-    expect(res.body.error.code).toBe("email_taken");
+    const taken = user.email.toUpperCase();
+    const fresh = `fresh.${Date.now()}@EXAMPLE.com`;
+    const [known, unknown] = await Promise.all([
+      mesh.api.post("/auth/register", { name: "Other", email: taken, password: "Passw0rd-2" }),
+      mesh.api.post("/auth/register", { name: "Other", email: fresh, password: "Passw0rd-2" }),
+    ]);
+    // The same status, headers that matter and body shape; only the address and the id differ.
+    expect([known.status, unknown.status]).toEqual([201, 201]);
+    expect(known.headers.get("content-type")).toBe(unknown.headers.get("content-type"));
+    const shape = (body: Record<string, unknown>) => ({ ...body, id: typeof body.id, email: typeof body.email, created_at: typeof body.created_at });
+    expect(shape(known.body)).toEqual(shape(unknown.body));
+    expect(known.body.email).toBe(taken.toLowerCase());
+    expect(known.body.id).not.toBe(user.id);
+    // Nothing stored or published for it, and the account keeps its password.
     const rows = await mesh.sql()`select count(*)::int as n from auth.users where lower(email) = ${user.email}`;
     expect(rows[0]!.n).toBe(1);
+    await tap.waitFor("the fresh user.registered", (s) => s.event.type === "user.registered" && s.event.aggregate_id === unknown.body.id);
+    expect(tap.seen.filter((s) => s.event.aggregate_id === known.body.id)).toEqual([]);
+    expect((await mesh.api.post("/auth/login", { email: user.email, password: "Passw0rd-2" })).status).toBe(401);
+    expect((await mesh.api.post("/auth/login", { email: user.email, password: user.password })).status).toBe(200);
+  });
+
+  test("auth: login answers a wrong password and an unknown address the same way (status and body)", async () => {
+    const user = await signUp(mesh.api, "Known");
+    const wrong = await mesh.api.post("/auth/login", { email: user.email, password: "Wrong-passw0rd" });
+    const unknown = await mesh.api.post("/auth/login", { email: `nobody.${Date.now()}@example.com`, password: "Wrong-passw0rd" });
+    expect([wrong.status, unknown.status]).toEqual([401, 401]);
+    expect(wrong.text).toBe(unknown.text);
   });
 
   test.each([

@@ -15,10 +15,11 @@ export function authRoutes(services: Services, keys: AuthKeys): Route[] {
       doc: {
         operationId: "register",
         summary: "Register a new user",
-        description: "Public. Creates a user with system role `user`. Rate limited per IP and per e-mail.",
+        description:
+          "Public. Creates a user with system role `user`. Rate limited per IP and per e-mail. An address that already has an account is answered the same way (201, a user of the same shape) but nothing is created: register tells nobody whether an address is taken.",
         tag: "Auth",
         ok: { status: 201, description: "The new user.", schema: User },
-        errors: [409, 429, 503],
+        errors: [429, 503],
       },
       handle: async (ctx) =>
         json(201, presentUser(await services.auth.call("register", { ...ctx.body, client_ip: ctx.ip }, asGateway(ctx)))),

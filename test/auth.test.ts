@@ -316,6 +316,18 @@ describe("users", () => {
     expect((await admin.api.get(`/users/${other.id}`)).body.name).toBe("Other");
   });
 
+  test("users: GET /users/me answers the caller's own user (no need to decode the token); without a token 401; deleted 404", async () => {
+    const me = await signUp(mesh.api, "Myself");
+    const res = await me.api.get("/users/me");
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual((await me.api.get(`/users/${me.id}`)).body);
+    expect(res.body).toMatchObject({ id: me.id, name: "Myself", email: me.email, role: "user" });
+    expect((await admin.api.get("/users/me")).body.role).toBe("admin");
+    expect((await mesh.api.get("/users/me")).status).toBe(401);
+    expect((await me.api.delete(`/users/${me.id}`)).status).toBe(204);
+    expect((await me.api.get("/users/me")).status).toBe(404);
+  });
+
   test("users: no self role escalation, while an admin can change a role", async () => {
     const user = await signUp(mesh.api, "Climber");
     const attempt = await user.api.put(`/users/${user.id}`, { role: "admin" });

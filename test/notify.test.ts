@@ -323,6 +323,19 @@ describe("notify: recipients and content", () => {
     expect(await mailsAbout(bob, "Assigned to you")).toHaveLength(1);
   });
 
+  test("notify: a task created assigned mails the assignee 'assigned to you' (not 'created') and the others 'created'", async () => {
+    const { workspaceId, owner, members } = await team("Owner", "Bob", "Carol");
+    const [bob, carol] = members as [SignedUp, SignedUp];
+    const task = await createTask(owner, workspaceId, { title: "Yours from the start", assignee_id: bob.id });
+    const [mail] = await waitForMails(bob, "Assigned to you");
+    expect(mail!.subject).toBe("[Taskboard] Assigned to you: Yours from the start");
+    await waitForMails(carol, "Yours from the start");
+    await handled("task.created", task.id);
+    await handled("task.assigned", task.id);
+    expect((await mailsAbout(bob, "Yours from the start")).map((m) => m.subject)).toEqual(["[Taskboard] Assigned to you: Yours from the start"]);
+    expect((await mailsAbout(carol, "Yours from the start")).map((m) => m.subject)).not.toContain("[Taskboard] Assigned to you: Yours from the start");
+  });
+
   test("notify: comment.created mails the creator, the assignee and earlier commenters, never the author", async () => {
     const { workspaceId, owner, members } = await team("Owner", "Assignee", "Carol", "Dave", "Eve");
     const [assignee, carol, dave, eve] = members as [SignedUp, SignedUp, SignedUp, SignedUp];

@@ -720,6 +720,16 @@ describe("memberships", () => {
 describe("events", () => {
   const forWorkspace = (ws: string) => tap.seen.filter((s) => s.event.workspace_id === ws && /^(task|comment)\./.test(s.event.type));
 
+  test("events: a task created with an assignee publishes task.created, then task.assigned, both with the task", async () => {
+    const c = await cast();
+    const created = await createTask(c.member.api, c.workspaceId, { title: "Born assigned", assignee_id: c.other.id });
+    await waitFor("two events", () => forWorkspace(c.workspaceId).length >= 2);
+    expect(forWorkspace(c.workspaceId).map((s) => [s.event.type, s.event.aggregate_id, s.event.user_id, s.event.data])).toEqual([
+      ["task.created", created.id, c.member.id, created],
+      ["task.assigned", created.id, c.member.id, created],
+    ]);
+  });
+
   test("events: every task and comment change publishes its event with the resource as data", async () => {
     const c = await cast();
     const ws = c.workspaceId;

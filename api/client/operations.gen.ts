@@ -28,6 +28,7 @@ export const operations = {
   getJwks: { method: "GET", path: "/.well-known/jwks.json", auth: "public", params: [], status: 200, answer: "json" },
   createUser: { method: "POST", path: "/users", auth: "user", params: [], status: 201, answer: "json", body: true },
   listUsers: { method: "GET", path: "/users", auth: "user", params: [], status: 200, answer: "json", query: true },
+  getMe: { method: "GET", path: "/users/me", auth: "user", params: [], status: 200, answer: "json" },
   getUser: { method: "GET", path: "/users/{user_id}", auth: "user", params: ["user_id"], status: 200, answer: "json" },
   updateUser: { method: "PUT", path: "/users/{user_id}", auth: "user", params: ["user_id"], status: 200, answer: "json", body: true },
   deleteUser: { method: "DELETE", path: "/users/{user_id}", auth: "user", params: ["user_id"], status: 204, answer: "none" },
@@ -79,6 +80,7 @@ export interface OperationTypes {
   getJwks: { params: Record<string, never>; body: undefined; query: undefined; result: z.output<typeof system.Jwks> };
   createUser: { params: Record<string, never>; body: z.input<typeof user.CreateUser>; query: undefined; result: z.output<typeof user.User> };
   listUsers: { params: Record<string, never>; body: undefined; query: QueryInput<z.input<typeof fields.pageQuery>>; result: z.output<typeof user.UserList> };
+  getMe: { params: Record<string, never>; body: undefined; query: undefined; result: z.output<typeof user.User> };
   getUser: { params: { user_id: string }; body: undefined; query: undefined; result: z.output<typeof user.User> };
   updateUser: { params: { user_id: string }; body: z.input<typeof user.UpdateUser>; query: undefined; result: z.output<typeof user.User> };
   deleteUser: { params: { user_id: string }; body: undefined; query: undefined; result: void };
@@ -190,6 +192,11 @@ export abstract class Operations {
   /** List users: `GET /users` → 200. */
   listUsers(query?: OperationQuery<"listUsers">, options?: CallOptions): Promise<OperationResult<"listUsers">> {
     return this.call("listUsers", { query }, options);
+  }
+
+  /** Get the calling user: `GET /users/me` → 200. */
+  getMe(options?: CallOptions): Promise<OperationResult<"getMe">> {
+    return this.call("getMe", {  }, options);
   }
 
   /** Get a user: `GET /users/{user_id}` → 200. */

@@ -66,7 +66,8 @@ function authorOf(event: Event): string | undefined {
  * recipient, whatever the redeliveries, restarts and replicas).
  *
  * Recipients are decided when the mail is sent, never earlier:
- * - task.created: every member except the actor;
+ * - task.created: every member except the actor and the assignee (who hears of it
+ *   through the task.assigned that follows);
  * - task.assigned: the assignee, unless they assigned themselves (the actor is
  *   never mailed about their own action) or the assignee was cleared;
  * - comment.created: the task's creator, its assignee and the authors of the
@@ -143,7 +144,7 @@ export class NotifyService {
       case "task.created": {
         const task = taskData.safeParse(event.data);
         if (!task.success) return this.skip(event, "task data unreadable");
-        candidates = [...members];
+        candidates = [...members].filter((id) => id !== task.data.assignee_id);
         compose = (ctx, actorName) => taskCreatedMail(ctx, { actorName, title: task.data.title, description: task.data.description });
         break;
       }

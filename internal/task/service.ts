@@ -53,7 +53,8 @@ const STREAM_MESSAGE_BYTES = 64 * 1024;
 interface PreparedTask {
   row: NewTask;
   task: Task;
-  event: NewEvent;
+  /** task.created, then task.assigned when it is created assigned. */
+  events: NewEvent[];
 }
 
 export interface TaskServiceOptions {
@@ -139,14 +140,14 @@ export class TaskService {
     };
     const created = toTask(row);
     const event: NewEvent = { type: "task.created", workspace_id: row.workspace_id, user_id: caller.userId, aggregate_id: row.id, data: taskResource(created) };
-    return { row, task: created, event };
+    return { row, task: created, events: row.assignee_id ? [event, { ...event, type: "task.assigned" }] : [event] };
   }
 
   /** The hot path: new rows and their events in one statement, one round trip. */
   private async writeTasks(prepared: PreparedTask[]): Promise<void> {
     await this.outbox.write(
       (sql) => this.store.insertTasks(sql, prepared.map((p) => p.row)),
-      prepared.map((p) => p.event),
+      prepared.flatMap((p) => p.events),
     );
   }
 

@@ -211,6 +211,12 @@ async function startSession(wanted = linkedWorkspace) {
   $('auth').hidden = true;
   $('app').hidden = false;
   renderWho();
+  // Who the user is, as the server knows them now (name, e-mail and role may have changed).
+  const client = S.client;
+  const me = await client.getMe();
+  if (S.client !== client) return;
+  S.me = { id: me.id, name: me.name, role: me.role, email: me.email };
+  renderWho();
   await loadWorkspaces();
   if (wanted && S.workspaces.some((w) => w.id === wanted)) await pickWorkspace(wanted);
 }

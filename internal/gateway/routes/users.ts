@@ -44,6 +44,19 @@ export function userRoutes(services: Services): Route[] {
     }),
     route({
       method: "get",
+      path: "/users/me",
+      auth: "user",
+      doc: {
+        operationId: "getMe",
+        summary: "Get the calling user",
+        description: "Who: any signed-in user. The user the access token belongs to (404 once the account is deleted).",
+        tag: "Users",
+        ok: { status: 200, description: "The caller's user.", schema: User },
+      },
+      handle: async (ctx) => json(200, presentUser(await services.auth.call("getUser", { user_id: ctx.caller.userId }, onBehalfOf(ctx)))),
+    }),
+    route({
+      method: "get",
       path: "/users/{user_id}",
       auth: "user",
       doc: {

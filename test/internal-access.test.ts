@@ -20,6 +20,8 @@ import { Mesh } from "./support/mesh.js";
 /** The methods some process may call as itself, and which. Every other method admits users only (or anyone). */
 const INTERNAL: Record<string, { callers: Caller[]; user: boolean }> = {
   "auth.lookupUsers": { callers: ["workspace", "notify"], user: false },
+  "auth.issuePasswordReset": { callers: ["notify"], user: false },
+  "auth.unsubscribeTokens": { callers: ["notify"], user: false },
   "workspace.getMembership": { callers: ["gateway", "task"], user: true },
   "workspace.listMemberIds": { callers: ["notify"], user: false },
   "task.getTask": { callers: ["notify"], user: true },
@@ -67,6 +69,8 @@ function calls(as: "anonymous" | "user" | Caller): Record<string, () => Promise<
   const onBehalf = { token: owner.accessToken, request_id: "internal-access" };
   return {
     "auth.lookupUsers": () => auth.call("lookupUsers", { user_ids: [owner.id], emails: [] }, call),
+    "auth.issuePasswordReset": () => auth.call("issuePasswordReset", { user_id: owner.id }, call),
+    "auth.unsubscribeTokens": () => auth.call("unsubscribeTokens", { user_ids: [owner.id], emails: [] }, call),
     "workspace.getMembership": () => workspace.call("getMembership", { workspace_id: workspaceId, user_id: owner.id }, call),
     "workspace.listMemberIds": () => workspace.call("listMemberIds", { workspace_id: workspaceId }, call),
     "task.getTask": () => task.call("getTask", { task_id: taskId }, call),

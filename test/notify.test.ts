@@ -6,9 +6,11 @@ import type { MeshProcess } from "../internal/devenv/processes.js";
 import type { Event } from "../internal/platform/events.js";
 import { durableName } from "../internal/notify/consumers.js";
 import { classify } from "../internal/notify/mailer.js";
-import { html, taskCreatedMail } from "../internal/notify/templates.js";
+import { taskCreatedMail } from "../internal/notify/templates.js";
+import { html } from "../internal/platform/html.js";
 import { NOTIFIED_TYPES } from "../internal/notify/service.js";
 import { EventTap, type Seen } from "./support/events.js";
+import { Mailbox } from "./support/mailbox.js";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
 import { waitFor } from "./support/wait.js";
@@ -19,12 +21,10 @@ import { waitFor } from "./support/wait.js";
 const APP_URL = "http://app.taskboard.test";
 /** Short, so that a killed replica's unacknowledged event comes back quickly. */
 const ACK_WAIT_MS = 3_000;
-const MAIL_WAIT_MS = 20_000;
 
 let mesh: Mesh;
 let tap: EventTap;
 const sesEndpoint = inject("servers").sesEndpoint;
-const startedAt = Math.floor(Date.now() / 1000) - 1;
 
 beforeAll(async () => {
   mesh = await Mesh.start({
@@ -40,38 +40,10 @@ afterAll(async () => {
 
 // --- the SES stand-in's mailbox
 
-interface StoredMail {
-  messageId: string;
-  from: string;
-  destination: { to: string[] };
-  subject: string;
-  body: { html?: string; text?: string };
-}
-
-/** Every mail the stand-in holds for `address` (since this file started). */
-async function mailsTo(address: string): Promise<StoredMail[]> {
-  const res = await fetch(`${sesEndpoint}/store?since=${startedAt}`);
-  if (!res.ok) throw new Error(`GET /store: ${res.status}`);
-  const store = (await res.json()) as { emails: StoredMail[] };
-  return store.emails.filter((mail) => mail.destination.to.includes(address));
-}
-
-async function mailsAbout(user: SignedUp, subjectPart: string): Promise<StoredMail[]> {
-  return (await mailsTo(user.email)).filter((mail) => mail.subject.includes(subjectPart));
-}
-
-/** Waits until `user` has `count` mails whose subject contains `subjectPart`, and returns them. */
-function waitForMails(user: SignedUp, subjectPart: string, count = 1): Promise<StoredMail[]> {
-  return waitFor(
-    `${count} mail(s) about "${subjectPart}" to ${user.name}`,
-    async () => {
-      const mails = await mailsAbout(user, subjectPart);
-      return mails.length >= count && mails;
-    },
-    MAIL_WAIT_MS,
-    100,
-  );
-}
+const mailbox = new Mailbox();
+const mailsTo = (address: string) => mailbox.to(address);
+const mailsAbout = (user: SignedUp, subjectPart: string) => mailbox.about(user, subjectPart);
+const waitForMails = (user: SignedUp, subjectPart: string, count = 1) => mailbox.waitFor(user, subjectPart, count);
 
 // --- the mesh
 
@@ -189,13 +161,16 @@ describe("notify: templates and SES errors", () => {
       "<p>&quot;&amp;&#39;&lt;&gt;<em>&lt;b&gt;x&lt;/b&gt;</em><em>&lt;b&gt;x&lt;/b&gt;</em>&lt;i&gt;</p>",
     );
     const mail = taskCreatedMail(
-      { appUrl: "https://tb.example", workspaceId: "w&1", recipientName: "<Bob>" },
+      { appUrl: "https://tb.example", workspaceId: "w&1", recipientName: "<Bob>", unsubscribeUrl: "https://tb.example/unsubscribe?token=a%26b" },
       { actorName: "Ann", title: "Two\r\nlines <b>", description: "" },
     );
     expect(mail.subject).toBe("[Taskboard] New task: Two lines <b>");
     expect(mail.html).toContain('href="https://tb.example/?workspace=w%261"');
     expect(mail.html).toContain("Hi &lt;Bob&gt;,");
     expect(mail.html).not.toContain("<blockquote");
+    expect(mail.html).toContain('href="https://tb.example/unsubscribe?token=a%26b"');
+    expect(mail.text).toContain("Unsubscribe from notifications: https://tb.example/unsubscribe?token=a%26b");
+    expect(mail.unsubscribeUrl).toBe("https://tb.example/unsubscribe?token=a%26b");
   });
 
   test.each([

@@ -25,6 +25,10 @@ export const operations = {
   login: { method: "POST", path: "/auth/login", auth: "public", params: [], status: 200, answer: "json", body: true },
   refreshTokens: { method: "POST", path: "/auth/refresh", auth: "public", params: [], status: 200, answer: "json", body: true },
   logout: { method: "POST", path: "/auth/logout", auth: "user", params: [], status: 204, answer: "none", body: true },
+  requestPasswordReset: { method: "POST", path: "/auth/password-reset", auth: "public", params: [], status: 202, answer: "json", body: true },
+  confirmPasswordReset: { method: "POST", path: "/auth/password-reset/confirm", auth: "public", params: [], status: 204, answer: "none", body: true },
+  getUnsubscribePage: { method: "GET", path: "/unsubscribe", auth: "public", params: [], status: 200, answer: "text", query: true },
+  unsubscribe: { method: "POST", path: "/unsubscribe", auth: "public", params: [], status: 200, answer: "json", query: true },
   getJwks: { method: "GET", path: "/.well-known/jwks.json", auth: "public", params: [], status: 200, answer: "json" },
   createUser: { method: "POST", path: "/users", auth: "user", params: [], status: 201, answer: "json", body: true },
   listUsers: { method: "GET", path: "/users", auth: "user", params: [], status: 200, answer: "json", query: true },
@@ -77,6 +81,10 @@ export interface OperationTypes {
   login: { params: Record<string, never>; body: z.input<typeof user.Login>; query: undefined; result: z.output<typeof user.TokenPair> };
   refreshTokens: { params: Record<string, never>; body: z.input<typeof user.RefreshToken>; query: undefined; result: z.output<typeof user.TokenPair> };
   logout: { params: Record<string, never>; body: z.input<typeof user.RefreshToken>; query: undefined; result: void };
+  requestPasswordReset: { params: Record<string, never>; body: z.input<typeof user.PasswordResetRequest>; query: undefined; result: z.output<typeof user.PasswordResetAccepted> };
+  confirmPasswordReset: { params: Record<string, never>; body: z.input<typeof user.PasswordResetConfirmation>; query: undefined; result: void };
+  getUnsubscribePage: { params: Record<string, never>; body: undefined; query: QueryInput<z.input<typeof user.UnsubscribeQuery>>; result: string };
+  unsubscribe: { params: Record<string, never>; body: undefined; query: QueryInput<z.input<typeof user.UnsubscribeQuery>>; result: z.output<typeof user.Unsubscribed> };
   getJwks: { params: Record<string, never>; body: undefined; query: undefined; result: z.output<typeof system.Jwks> };
   createUser: { params: Record<string, never>; body: z.input<typeof user.CreateUser>; query: undefined; result: z.output<typeof user.User> };
   listUsers: { params: Record<string, never>; body: undefined; query: QueryInput<z.input<typeof fields.pageQuery>>; result: z.output<typeof user.UserList> };
@@ -177,6 +185,26 @@ export abstract class Operations {
   /** Log out: `POST /auth/logout` → 204. */
   logout(body: OperationBody<"logout">, options?: CallOptions): Promise<OperationResult<"logout">> {
     return this.call("logout", { body }, options);
+  }
+
+  /** Ask for a password-reset mail: `POST /auth/password-reset` → 202 (public). */
+  requestPasswordReset(body: OperationBody<"requestPasswordReset">, options?: CallOptions): Promise<OperationResult<"requestPasswordReset">> {
+    return this.call("requestPasswordReset", { body }, options);
+  }
+
+  /** Set a new password with a reset token: `POST /auth/password-reset/confirm` → 204 (public). */
+  confirmPasswordReset(body: OperationBody<"confirmPasswordReset">, options?: CallOptions): Promise<OperationResult<"confirmPasswordReset">> {
+    return this.call("confirmPasswordReset", { body }, options);
+  }
+
+  /** Confirm unsubscribing from e-mail notifications: `GET /unsubscribe` → 200 (public). */
+  getUnsubscribePage(query?: OperationQuery<"getUnsubscribePage">, options?: CallOptions): Promise<OperationResult<"getUnsubscribePage">> {
+    return this.call("getUnsubscribePage", { query }, options);
+  }
+
+  /** Turn e-mail notifications off (one-click unsubscribe, RFC 8058): `POST /unsubscribe` → 200 (public). */
+  unsubscribe(query?: OperationQuery<"unsubscribe">, options?: CallOptions): Promise<OperationResult<"unsubscribe">> {
+    return this.call("unsubscribe", { query }, options);
   }
 
   /** Public keys that verify access tokens: `GET /.well-known/jwks.json` → 200 (public). */

@@ -73,6 +73,27 @@ export const UpdateUser = partialUpdate(
   "UpdateUserRequest",
 );
 
+export const PasswordResetRequest = z.strictObject({ email: writable.email }).meta({ id: "PasswordResetRequest" });
+
+export const PasswordResetConfirmation = z
+  .strictObject({
+    token: z.string("token must be a string").min(1, "token is required").max(200, "token is too long"),
+    password: writable.password,
+  })
+  .meta({ id: "PasswordResetConfirmation" });
+
+/** What a password-reset request answers, for every address alike. */
+export const PasswordResetAccepted = z
+  .object({ message: z.string() })
+  .meta({ id: "PasswordResetAccepted" });
+
+/** What one-click unsubscribe answers. */
+export const Unsubscribed = z.object({ email_notifications: z.literal(false) }).meta({ id: "Unsubscribed" });
+
+export const UnsubscribeQuery = z.strictObject({
+  token: z.string("token must be a string").min(1, "token is required").max(200, "token is too long"),
+});
+
 /** Login checks lengths only: the policy of the day must not lock out an older password. */
 export const Login = z
   .strictObject({

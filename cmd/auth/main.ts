@@ -1,4 +1,5 @@
 import { AuthServiceService } from "../../api/gen/taskboard/auth/v1/auth.js";
+import { PasswordResets, UnsubscribeTokens } from "../../internal/auth/account-tokens.js";
 import { loadAuthConfig } from "../../internal/auth/config.js";
 import { RefreshTokenFamilies } from "../../internal/auth/refresh-tokens.js";
 import { authHandlers } from "../../internal/auth/server.js";
@@ -25,6 +26,11 @@ runService("auth", loadAuthConfig, async (platform, config) => {
       rateLimitPerIp: config.RATE_LIMIT_PER_IP,
       rateLimitPerEmail: config.RATE_LIMIT_PER_EMAIL,
     },
+    {
+      resets: new PasswordResets(redis, config.PASSWORD_RESET_TTL_SECONDS),
+      unsubscribe: new UnsubscribeTokens(key.derive("unsubscribe v1")),
+    },
+    platform.log,
   );
   if (config.BOOTSTRAP_ADMIN_EMAIL && config.BOOTSTRAP_ADMIN_PASSWORD) {
     const admin = await service.bootstrapAdmin(config.BOOTSTRAP_ADMIN_EMAIL, config.BOOTSTRAP_ADMIN_PASSWORD);

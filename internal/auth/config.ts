@@ -13,6 +13,8 @@ export const authEnv = {
   JWT_PRIVATE_KEY: env.optionalString(),
   ACCESS_TOKEN_TTL_SECONDS: env.int(900, 10, 86_400),
   REFRESH_TOKEN_TTL_SECONDS: env.int(604_800, 60),
+  /** How long a password-reset link works (single use). */
+  PASSWORD_RESET_TTL_SECONDS: env.int(1_800, 60, 86_400),
   BOOTSTRAP_ADMIN_EMAIL: env.optionalString(),
   BOOTSTRAP_ADMIN_PASSWORD: env.optionalString(),
   RATE_LIMIT_WINDOW_SECONDS: env.int(60, 1),

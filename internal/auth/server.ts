@@ -16,6 +16,21 @@ export function authHandlers(service: AuthService): Handlers<typeof AuthServiceS
       },
     },
     getJwks: { access: "public", handle: async () => ({ json: service.jwks() }) },
+    requestPasswordReset: {
+      access: "public",
+      handle: async (req, ctx) => {
+        await service.requestPasswordReset({ email: req.email, client_ip: clientIp(req.client_ip, ctx) });
+        return {};
+      },
+    },
+    confirmPasswordReset: {
+      access: "public",
+      handle: async (req, ctx) => {
+        await service.confirmPasswordReset({ ...req, client_ip: clientIp(req.client_ip, ctx) });
+        return {};
+      },
+    },
+    unsubscribe: { access: "public", handle: (req) => service.unsubscribe(req.token) },
     createUser: { access: "user", handle: (req, ctx) => service.createUser(ctx.principal, req) },
     listUsers: { access: "user", handle: (req, ctx) => service.listUsers(ctx.principal, req) },
     getUser: { access: "user", handle: (req, ctx) => service.getUser(ctx.principal, req.user_id) },
@@ -33,6 +48,9 @@ export function authHandlers(service: AuthService): Handlers<typeof AuthServiceS
       access: { callers: ["workspace", "notify"] },
       handle: async (req) => ({ items: await service.lookupUsers(req.user_ids, req.emails), next_cursor: "" }),
     },
+    // The secrets of account mails, which notify sends.
+    issuePasswordReset: { access: { callers: ["notify"] }, handle: (req) => service.issuePasswordReset(req.user_id) },
+    unsubscribeTokens: { access: { callers: ["notify"] }, handle: async (req) => ({ items: service.unsubscribeTokens(req.user_ids) }) },
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { TokenPair, User, UserList } from "../../api/gen/taskboard/auth/v1/auth.js";
+import type { PasswordReset, TokenPair, UnsubscribeToken, User, UserList } from "../../api/gen/taskboard/auth/v1/auth.js";
 import { AppError, badRequest, forbidden, notFound, unauthorized } from "../platform/errors.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import type { Outbox } from "../platform/outbox.js";
@@ -8,11 +8,19 @@ import type { Principal } from "../platform/principal.js";
 import type { RateLimiter } from "../platform/rate-limit.js";
 import { parseInput } from "../platform/validate.js";
 import { z } from "zod";
-import { Register, UpdateUser, UserRole } from "../../api/contracts/user.js";
+import { PasswordResetConfirmation, PasswordResetRequest, Register, UpdateUser, UserRole } from "../../api/contracts/user.js";
+import type { Logger } from "../platform/logger.js";
+import { invalidResetToken, type PasswordResets, type UnsubscribeTokens } from "./account-tokens.js";
 import { hashPassword, verifyPassword } from "./passwords.js";
 import type { RefreshTokenFamilies } from "./refresh-tokens.js";
 import type { SigningKey } from "./signing-key.js";
 import { toUser, type UserRow, type UserStore } from "./store.js";
+
+/** The single-use and signed tokens of account mails. */
+export interface AccountTokens {
+  resets: PasswordResets;
+  unsubscribe: UnsubscribeTokens;
+}
 
 export interface AuthRules {
   accessTokenTtlSeconds: number;
@@ -37,6 +45,8 @@ export class AuthService {
     private readonly families: RefreshTokenFamilies,
     private readonly limiter: RateLimiter,
     private readonly rules: AuthRules,
+    private readonly accounts: AccountTokens,
+    private readonly log: Logger,
   ) {}
 
   jwks(): string {
@@ -66,6 +76,66 @@ export class AuthService {
     const valid = await verifyPassword(row?.password_hash, input.password);
     if (!row || !valid) throw unauthorized("invalid e-mail or password");
     return this.issue(row, await this.families.start(row.id));
+  }
+
+  /**
+   * Asks for a reset mail. Every address gets the same answer after the same work
+   * (the rate limits and one lookup); for a known one, user.password_reset_requested
+   * is then written in the background (notify mails the token, which never enters the
+   * event stream), so the answer's timing does not tell whether the address exists.
+   */
+  async requestPasswordReset(input: { email: string; client_ip: string }): Promise<void> {
+    await this.limit("password-reset", input.email, input.client_ip);
+    const { email } = parseInput(PasswordResetRequest, { email: input.email });
+    const row = await this.store.byEmail(email);
+    if (!row) return;
+    void this.outbox
+      .transaction(async (_tx, emit) => {
+        emit({ type: "user.password_reset_requested", user_id: row.id, aggregate_id: row.id, data: { id: row.id } });
+      })
+      .catch((error: unknown) => this.log.error({ err: error, user_id: row.id }, "recording a password reset request failed"));
+  }
+
+  /** Sets a new password with a reset token: the policy first (a refused password spends nothing), then the token. */
+  async confirmPasswordReset(input: { token: string; password: string; client_ip: string }): Promise<void> {
+    await this.limit("password-reset-confirm", undefined, input.client_ip);
+    const { token, password } = parseInput(PasswordResetConfirmation, { token: input.token, password: input.password });
+    const userId = await this.accounts.resets.consume(token);
+    const password_hash = await hashPassword(password);
+    await this.outbox.transaction(async (tx, emit) => {
+      const updated = await this.store.update(tx, userId, { password_hash });
+      if (!updated) throw invalidResetToken();
+      emit({ type: "user.updated", user_id: userId, aggregate_id: userId, data: { ...toUser(updated) } });
+    });
+    // Every session ends, and every other reset link dies with this one.
+    await Promise.all([this.families.revokeAll(userId), this.accounts.resets.revokeAll(userId)]);
+  }
+
+  /** For notify: a fresh reset token of the user of a user.password_reset_requested event. */
+  async issuePasswordReset(userId: string): Promise<PasswordReset> {
+    const row = z.uuid().safeParse(userId).success ? await this.store.byId(userId) : undefined;
+    if (!row) throw notFound("user");
+    const token = await this.accounts.resets.issue(row.id);
+    return { user: toUser(row), token, expires_in: this.accounts.resets.ttlSeconds };
+  }
+
+  /** One-click unsubscribe: e-mail notifications off for the token's user. */
+  async unsubscribe(token: string): Promise<User> {
+    const userId = this.accounts.unsubscribe.userOf(token);
+    if (!userId) throw new AppError("invalid_token", "the unsubscribe link is invalid");
+    const row = await this.outbox.transaction(async (tx, emit) => {
+      const updated = await this.store.update(tx, userId, { email_notifications: false });
+      if (!updated) throw new AppError("invalid_token", "the unsubscribe link is invalid");
+      emit({ type: "user.updated", user_id: userId, aggregate_id: userId, data: { ...toUser(updated) } });
+      return updated;
+    });
+    return toUser(row);
+  }
+
+  /** For notify: the unsubscribe token of each user (for the links in its mails). */
+  unsubscribeTokens(userIds: string[]): UnsubscribeToken[] {
+    if (userIds.length > MAX_LOOKUP) throw badRequest(`at most ${MAX_LOOKUP} user ids`);
+    return userIds.filter((id) => z.uuid().safeParse(id).success).map((id) => ({ user_id: id, token: this.accounts.unsubscribe.tokenFor(id) }));
   }
 
   async refresh(refreshToken: string): Promise<TokenPair> {
@@ -140,7 +210,7 @@ export class AuthService {
       if (!(await this.store.delete(tx, userId))) throw notFound("user");
       emit({ type: "user.deleted", user_id: actorId(principal), aggregate_id: userId, data: { id: userId } });
     });
-    await this.families.revokeAll(userId);
+    await Promise.all([this.families.revokeAll(userId), this.accounts.resets.revokeAll(userId)]);
   }
 
   async lookupUsers(ids: string[], emails: string[]): Promise<User[]> {
@@ -205,11 +275,12 @@ export class AuthService {
     };
   }
 
-  private limit(action: "login" | "register", email: string, clientIp: string): Promise<void> {
+  /** The per-IP and (with an address) per-address limits of the unauthenticated account calls. */
+  private limit(action: "login" | "register" | "password-reset" | "password-reset-confirm", email: string | undefined, clientIp: string): Promise<void> {
     const windowMs = this.rules.rateLimitWindowSeconds * 1000;
     return this.limiter.hit([
       { key: `${action}:ip:${clientIp || "unknown"}`, max: this.rules.rateLimitPerIp, windowMs },
-      { key: `${action}:email:${email.trim().toLowerCase().slice(0, 254)}`, max: this.rules.rateLimitPerEmail, windowMs },
+      ...(email === undefined ? [] : [{ key: `${action}:email:${email.trim().toLowerCase().slice(0, 254)}`, max: this.rules.rateLimitPerEmail, windowMs }]),
     ]);
   }
 

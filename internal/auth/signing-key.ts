@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createPrivateKey, createPublicKey, hkdfSync, KeyObject, type webcrypto } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from "jose";
 import { randomUUID } from "node:crypto";
 import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, TOKEN_ISSUER } from "../platform/access-tokens.js";
@@ -42,6 +42,16 @@ export class SigningKey {
     const jwk = await exportJWK(publicKey);
     const kid = await calculateJwkThumbprint(jwk);
     return new SigningKey(privateKey, kid, { keys: [{ ...jwk, kid, alg: TOKEN_ALGORITHM, use: "sig" }] });
+  }
+
+  /**
+   * A 32-byte secret for `purpose`, derived from the private key (HKDF-SHA256): keys
+   * of auth's other signatures (unsubscribe links) without another secret to deploy.
+   */
+  derive(purpose: string): Buffer {
+    const keyObject = this.privateKey instanceof KeyObject ? this.privateKey : KeyObject.from(this.privateKey as webcrypto.CryptoKey);
+    const material = keyObject.export({ format: "der", type: "pkcs8" });
+    return Buffer.from(hkdfSync("sha256", material, Buffer.alloc(0), `taskboard ${purpose}`, 32));
   }
 
   signAccessToken(user: { id: string; role: string; name: string }, ttlSeconds: number): Promise<string> {

@@ -1,4 +1,4 @@
-import type { AuthServiceClient, User } from "../../api/gen/taskboard/auth/v1/auth.js";
+import type { AuthServiceClient, PasswordReset, User } from "../../api/gen/taskboard/auth/v1/auth.js";
 import type { Comment, Task, TaskServiceClient } from "../../api/gen/taskboard/task/v1/task.js";
 import { AppError } from "../platform/errors.js";
 import type { ServiceClient } from "../platform/grpc-client.js";
@@ -16,13 +16,20 @@ export interface Directory {
   task(taskId: string): Promise<Task | undefined>;
   /** A task's comments, oldest first. */
   comments(taskId: string): Promise<Comment[]>;
+  /** A fresh password-reset token for a user, with the user; undefined when the account is gone. */
+  passwordReset(userId: string): Promise<PasswordReset | undefined>;
+  /** The unsubscribe token of each user (for the links in mails). */
+  unsubscribeTokens(userIds: string[]): Promise<Map<string, string>>;
 }
 
 const PAGE = 200;
 const INTERNAL = { internal: true } as const;
+const UNSUBSCRIBE_CACHE = 10_000;
 
 /** The Directory over gRPC, as the notify process (its own credential); member lists through the membership cache. */
 export class ServiceDirectory implements Directory {
+  private readonly unsubscribe = new Map<string, string>();
+
   constructor(
     private readonly auth: ServiceClient<AuthServiceClient>,
     private readonly memberships: CachedMemberships,
@@ -41,6 +48,26 @@ export class ServiceDirectory implements Directory {
       for (const user of list.items) users.set(user.id, user);
     }
     return users;
+  }
+
+  async passwordReset(userId: string): Promise<PasswordReset | undefined> {
+    try {
+      return await this.auth.call("issuePasswordReset", { user_id: userId }, INTERNAL);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Tokens never change for a user (an HMAC of the id), so they are cached, up to UNSUBSCRIBE_CACHE users. */
+  async unsubscribeTokens(userIds: string[]): Promise<Map<string, string>> {
+    const missing = [...new Set(userIds)].filter((id) => !this.unsubscribe.has(id));
+    for (let i = 0; i < missing.length; i += PAGE) {
+      const { items } = await this.auth.call("unsubscribeTokens", { user_ids: missing.slice(i, i + PAGE), emails: [] }, INTERNAL);
+      if (this.unsubscribe.size + items.length > UNSUBSCRIBE_CACHE) this.unsubscribe.clear();
+      for (const { user_id, token } of items) this.unsubscribe.set(user_id, token);
+    }
+    return new Map(userIds.flatMap((id) => (this.unsubscribe.has(id) ? [[id, this.unsubscribe.get(id)!] as const] : [])));
   }
 
   async task(taskId: string): Promise<Task | undefined> {

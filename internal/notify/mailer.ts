@@ -43,7 +43,7 @@ export interface SesMailerOptions {
   credentialsFromEnvironment: boolean;
 }
 
-/** SES v2 SendEmail (Simple content: subject, HTML and text, UTF-8). */
+/** SES v2 SendEmail (Simple content: subject, HTML and text, UTF-8, and the List-Unsubscribe headers). */
 export class SesMailer implements Mailer {
   private readonly client: SESv2Client;
 
@@ -69,6 +69,11 @@ export class SesMailer implements Mailer {
         Simple: {
           Subject: { Data: mail.subject, Charset: "UTF-8" },
           Body: { Html: { Data: mail.html, Charset: "UTF-8" }, Text: { Data: mail.text, Charset: "UTF-8" } },
+          // RFC 8058 one-click unsubscribe, which mail providers expect of senders.
+          Headers: [
+            { Name: "List-Unsubscribe", Value: `<${mail.unsubscribeUrl}>` },
+            { Name: "List-Unsubscribe-Post", Value: "List-Unsubscribe=One-Click" },
+          ],
         },
       },
     });

@@ -11,10 +11,21 @@ import type { Directory, User } from "./directory.js";
 import { MailSendError, type Mailer } from "./mailer.js";
 import type { NotifyMetrics } from "./metrics.js";
 import type { DeliveryKey, DeliveryStore } from "./store.js";
-import { commentCreatedMail, taskAssignedMail, taskCreatedMail, type Mail, type MailContext } from "./templates.js";
+import {
+  commentCreatedMail,
+  passwordResetMail,
+  taskAssignedMail,
+  taskCreatedMail,
+  unsubscribeLink,
+  type Mail,
+  type MailContext,
+} from "./templates.js";
 
 /** The event types notify mails about. */
-export const NOTIFIED_TYPES = ["task.created", "task.assigned", "comment.created"] as const;
+export const NOTIFIED_TYPES = ["task.created", "task.assigned", "comment.created", "user.password_reset_requested"] as const;
+
+/** The workspace_id under which mails that belong to no workspace (account mails) are recorded. */
+export const ACCOUNT_MAILS = "00000000-0000-0000-0000-000000000000";
 export type NotifiedType = (typeof NOTIFIED_TYPES)[number];
 
 export interface NotifyServiceOptions {
@@ -133,6 +144,7 @@ export class NotifyService {
 
   /** The mails an event calls for, to the recipients of the rules above as they are now. */
   private async plan(event: Event): Promise<Planned[]> {
+    if (event.type === "user.password_reset_requested") return this.planPasswordReset(event);
     const workspaceId = event.workspace_id;
     if (!workspaceId) return this.skip(event, "no workspace_id");
     const actor = event.user_id ?? "";
@@ -179,15 +191,30 @@ export class NotifyService {
     if (wanted.length === 0) return [];
     const users = await this.directory.users([...wanted, actor]);
     const actorName = users.get(actor)?.name ?? "Someone";
+    const recipients = wanted.map((id) => users.get(id)).filter((user): user is User => Boolean(user?.email && user.email_notifications));
+    const tokens = await this.directory.unsubscribeTokens(recipients.map((user) => user.id));
     const planned: Planned[] = [];
-    for (const id of wanted) {
-      const user = users.get(id);
-      if (!user || !user.email || !user.email_notifications) continue;
-      const ctx = { appUrl: this.options.appUrl, workspaceId, recipientName: user.name };
+    for (const user of recipients) {
+      const ctx = { appUrl: this.options.appUrl, workspaceId, recipientName: user.name, unsubscribeUrl: unsubscribeLink(this.options.appUrl, tokens.get(user.id)!) };
       planned.push({ recipient: user, mail: compose(ctx, actorName) });
     }
     this.log.debug({ event_id: event.id, type: event.type, recipients: planned.length }, "mails planned");
     return planned;
+  }
+
+  /**
+   * The reset mail of user.password_reset_requested: to the account's address whatever
+   * its notification setting (the user asked for it), with a fresh token from auth (the
+   * token never enters the event stream). An account deleted since gets nothing.
+   */
+  private async planPasswordReset(event: Event): Promise<Planned[]> {
+    const reset = await this.directory.passwordReset(event.aggregate_id);
+    const user = reset?.user;
+    if (!reset || !user) return this.skip(event, "account deleted");
+    const { token, expires_in } = reset;
+    const tokens = await this.directory.unsubscribeTokens([user.id]);
+    const ctx = { appUrl: this.options.appUrl, recipientName: user.name, unsubscribeUrl: unsubscribeLink(this.options.appUrl, tokens.get(user.id)!) };
+    return [{ recipient: user, mail: passwordResetMail(ctx, { token, minutes: Math.round(expires_in / 60) }) }];
   }
 
   private skip(event: Event, why: string): Planned[] {
@@ -197,7 +224,7 @@ export class NotifyService {
 
   /** One mail, at most once: claim, send (with retries), record. */
   private async deliver(event: Event, planned: Planned, delivery: number): Promise<Outcome> {
-    const key: DeliveryKey = { workspace_id: event.workspace_id!, event_id: event.id, recipient_id: planned.recipient.id };
+    const key: DeliveryKey = { workspace_id: event.workspace_id ?? ACCOUNT_MAILS, event_id: event.id, recipient_id: planned.recipient.id };
     const { replica, claimTtlMs } = this.options;
     const log = this.log.child({ event_id: event.id, type: event.type, recipient_id: key.recipient_id, delivery });
 
@@ -269,12 +296,15 @@ export class NotifyService {
       try {
         const recorded = await this.outbox.transaction(async (tx, emit) => {
           if (!(await this.store.markSent(tx, key, messageId))) return false;
-          emit({
-            type: "notification.sent",
-            workspace_id: key.workspace_id,
-            aggregate_id: event.id,
-            data: { event_id: event.id, event_type: event.type, recipient_id: key.recipient_id, message_id: messageId },
-          });
+          // An account mail belongs to no workspace: recorded, but no room hears of it.
+          if (key.workspace_id !== ACCOUNT_MAILS) {
+            emit({
+              type: "notification.sent",
+              workspace_id: key.workspace_id,
+              aggregate_id: event.id,
+              data: { event_id: event.id, event_type: event.type, recipient_id: key.recipient_id, message_id: messageId },
+            });
+          }
           return true;
         });
         if (recorded) {
@@ -295,12 +325,14 @@ export class NotifyService {
   private async recordFailed(event: Event, key: DeliveryKey, reason: "rejected" | "exhausted", error: string): Promise<void> {
     const recorded = await this.outbox.transaction(async (tx, emit) => {
       if (!(await this.store.markFailed(tx, key, this.options.replica, error))) return false;
-      emit({
-        type: "notification.failed",
-        workspace_id: key.workspace_id,
-        aggregate_id: event.id,
-        data: { event_id: event.id, event_type: event.type, recipient_id: key.recipient_id, reason, error },
-      });
+      if (key.workspace_id !== ACCOUNT_MAILS) {
+        emit({
+          type: "notification.failed",
+          workspace_id: key.workspace_id,
+          aggregate_id: event.id,
+          data: { event_id: event.id, event_type: event.type, recipient_id: key.recipient_id, reason, error },
+        });
+      }
       return true;
     });
     if (recorded) {

@@ -7,47 +7,32 @@
  * template is edited later.
  */
 
-/** Markup built by `html`, safe to embed as is. */
-export class Html {
-  constructor(readonly markup: string) {}
-  toString(): string {
-    return this.markup;
-  }
-}
-
-const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
-}
-
-/** Tagged template for HTML: strings are escaped, Html values and arrays of them are kept. */
-export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
-  let out = strings[0] ?? "";
-  values.forEach((value, i) => {
-    out += render(value) + (strings[i + 1] ?? "");
-  });
-  return new Html(out);
-}
-
-function render(value: unknown): string {
-  if (value instanceof Html) return value.markup;
-  if (Array.isArray(value)) return value.map(render).join("");
-  if (value === undefined || value === null || value === false) return "";
-  return escapeHtml(String(value));
-}
+import { html, type Html } from "../platform/html.js";
 
 export interface Mail {
   subject: string;
   html: string;
   text: string;
+  /** One-click unsubscribe (RFC 8058): the mailer puts it in List-Unsubscribe. */
+  unsubscribeUrl: string;
 }
 
-/** What every mail knows: who it is for and which workspace it links to. */
+/** What every mail knows: who it is for, which workspace it links to, and the recipient's unsubscribe link. */
 export interface MailContext {
   appUrl: string;
   workspaceId: string;
   recipientName: string;
+  unsubscribeUrl: string;
+}
+
+/** The one-click unsubscribe address of a recipient's token (served by the gateway). */
+export function unsubscribeLink(appUrl: string, token: string): string {
+  return `${appUrl}/unsubscribe?token=${encodeURIComponent(token)}`;
+}
+
+/** The settings of the web app (e-mail notifications on or off). */
+export function settingsLink(appUrl: string): string {
+  return `${appUrl}/?settings=1`;
 }
 
 const SUBJECT_MAX = 150;
@@ -109,7 +94,7 @@ function compose(
     <p style="font-size: 1.1em"><strong>${parts.title}</strong></p>
     ${quote && html`<blockquote style="margin: 0 0 1em; padding-left: 1em; border-left: 3px solid #d0d7de; white-space: pre-wrap">${quote}</blockquote>`}
     <p><a href="${link}">Open the workspace in Taskboard</a></p>
-    <p style="color: #656d76; font-size: 0.85em">You get this e-mail because you are a member of this workspace. Turn e-mail notifications off in your Taskboard profile.</p>
+    ${footerHtml(ctx)}
   </body>
 </html>
 `;
@@ -123,10 +108,49 @@ function compose(
     "",
     `Open the workspace: ${link}`,
     "",
-    "You get this e-mail because you are a member of this workspace. Turn e-mail notifications off in your Taskboard profile.",
+    ...footerText(ctx),
+  ].join("\n");
+  return { subject: subjectLine(`[Taskboard] ${parts.subject}`), html: body.markup, text, unsubscribeUrl: ctx.unsubscribeUrl };
+}
+
+function footerHtml(ctx: { appUrl: string; unsubscribeUrl: string }): Html {
+  return html`<p style="color: #656d76; font-size: 0.85em">You get this e-mail because you are a member of this workspace.
+      <a href="${ctx.unsubscribeUrl}">Unsubscribe</a> from notifications, or turn them off or on in your <a href="${settingsLink(ctx.appUrl)}">settings</a>.</p>`;
+}
+
+function footerText(ctx: { appUrl: string; unsubscribeUrl: string }): string[] {
+  return [
+    "You get this e-mail because you are a member of this workspace.",
+    `Unsubscribe from notifications: ${ctx.unsubscribeUrl}`,
+    `Or turn them off or on in your settings: ${settingsLink(ctx.appUrl)}`,
+    "",
+  ];
+}
+
+/** The password-reset mail: sent whatever the recipient's notification setting (they asked for it). */
+export function passwordResetMail(ctx: { appUrl: string; recipientName: string; unsubscribeUrl: string }, facts: { token: string; minutes: number }): Mail {
+  const link = `${ctx.appUrl}/?reset=${encodeURIComponent(facts.token)}`;
+  const body = html`<!doctype html>
+<html>
+  <body style="font-family: system-ui, sans-serif; color: #1f2328; line-height: 1.5">
+    <p>Hi ${ctx.recipientName},</p>
+    <p>Someone (we hope you) asked to reset your Taskboard password. This link sets a new one; it works once, for ${facts.minutes} minutes:</p>
+    <p><a href="${link}">Choose a new password</a></p>
+    <p>If you did not ask for it, ignore this mail: your password stays as it is.</p>
+  </body>
+</html>
+`;
+  const text = [
+    `Hi ${ctx.recipientName},`,
+    "",
+    `Someone (we hope you) asked to reset your Taskboard password. This link sets a new one; it works once, for ${facts.minutes} minutes:`,
+    "",
+    link,
+    "",
+    "If you did not ask for it, ignore this mail: your password stays as it is.",
     "",
   ].join("\n");
-  return { subject: subjectLine(`[Taskboard] ${parts.subject}`), html: body.markup, text };
+  return { subject: "[Taskboard] Reset your password", html: body.markup, text, unsubscribeUrl: ctx.unsubscribeUrl };
 }
 
 /** One line (no CR/LF reaches a header), at most SUBJECT_MAX characters. */

@@ -8,6 +8,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 export const errorCatalogue = {
   validation_failed: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   invalid_json: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
+  invalid_token: { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT },
   unauthorized: { http: 401, grpc: GrpcStatus.UNAUTHENTICATED },
   forbidden: { http: 403, grpc: GrpcStatus.PERMISSION_DENIED },
   not_found: { http: 404, grpc: GrpcStatus.NOT_FOUND },

@@ -34,6 +34,7 @@ export const eventCatalogue = {
   "user.registered": { domain: "auth", action: "registered" },
   "user.updated": { domain: "auth", action: "updated" },
   "user.deleted": { domain: "auth", action: "deleted" },
+  "user.password_reset_requested": { domain: "auth", action: "password_reset_requested" },
 } as const;
 
 export type EventType = keyof typeof eventCatalogue;

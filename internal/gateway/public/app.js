@@ -205,6 +205,9 @@ function renderWho() {
 
 /** The workspace a link asked for (`/?workspace=<id>`, as in notification e-mails). */
 const linkedWorkspace = new URLSearchParams(location.search).get('workspace');
+// A mail's links: a password reset, and the settings (e-mail notifications).
+const resetToken = new URLSearchParams(location.search).get('reset');
+const openSettings = new URLSearchParams(location.search).has('settings');
 
 /** Shows the app; `wanted` is the workspace to open (linked, or reopened after a page reload). */
 async function startSession(wanted = linkedWorkspace) {
@@ -217,6 +220,8 @@ async function startSession(wanted = linkedWorkspace) {
   if (S.client !== client) return;
   S.me = { id: me.id, name: me.name, role: me.role, email: me.email };
   renderWho();
+  $('email-notifications').checked = me.email_notifications;
+  if (openSettings) $('settings').scrollIntoView();
   await loadWorkspaces();
   if (wanted && S.workspaces.some((w) => w.id === wanted)) await pickWorkspace(wanted);
 }
@@ -273,6 +278,40 @@ $('register').addEventListener('click', () => {
     const password = $('auth-password').value;
     if (!name || !email || !password) throw new Error('enter a name, an e-mail and a password to register');
     await logIn(email, password, { name, email, password });
+  });
+});
+
+$('forgot').addEventListener('click', () => {
+  void run($('forgot'), 'Password reset', async () => {
+    const email = $('auth-email').value.trim();
+    if (!email) throw new Error('enter your e-mail address first');
+    const answer = await new TaskboardClient({ baseUrl: '' }).requestPasswordReset({ email });
+    $('auth-info').textContent = answer.message;
+  });
+});
+
+// Opened from a reset mail (/?reset=<token>): the new-password form instead of the login.
+if (resetToken) {
+  $('reset').hidden = false;
+  $('auth').hidden = true;
+}
+$('reset-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void run($('reset-save'), 'Password reset', async () => {
+    await new TaskboardClient({ baseUrl: '' }).confirmPasswordReset({ token: resetToken, password: $('reset-password').value });
+    history.replaceState(null, '', '/');
+    $('reset').hidden = true;
+    $('auth').hidden = false;
+    $('auth-info').textContent = 'Your password is changed; log in with it.';
+  });
+});
+
+$('email-notifications').addEventListener('change', () => {
+  const wanted = $('email-notifications').checked;
+  void run($('email-notifications'), 'Settings', async () => {
+    const me = await api().updateUser(S.me.id, { email_notifications: wanted });
+    $('email-notifications').checked = me.email_notifications;
+    $('settings-info').textContent = me.email_notifications ? 'E-mail notifications are on.' : 'E-mail notifications are off.';
   });
 });
 

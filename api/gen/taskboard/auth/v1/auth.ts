@@ -101,6 +101,37 @@ export interface LookupUsersRequest {
   emails: string[];
 }
 
+export interface PasswordResetRequest {
+  email: string;
+  /** Client address as seen by the gateway, for rate limits. */
+  client_ip: string;
+}
+
+export interface PasswordResetConfirmation {
+  token: string;
+  password: string;
+  client_ip: string;
+}
+
+export interface PasswordReset {
+  user: User | undefined;
+  token: string;
+  expires_in: number;
+}
+
+export interface UnsubscribeRequest {
+  token: string;
+}
+
+export interface UnsubscribeToken {
+  user_id: string;
+  token: string;
+}
+
+export interface UnsubscribeTokenList {
+  items: UnsubscribeToken[];
+}
+
 function createBaseUser(): User {
   return { id: "", name: "", email: "", role: "", email_notifications: false, created_at: "" };
 }
@@ -913,10 +944,353 @@ export const LookupUsersRequest: MessageFns<LookupUsersRequest> = {
   },
 };
 
+function createBasePasswordResetRequest(): PasswordResetRequest {
+  return { email: "", client_ip: "" };
+}
+
+export const PasswordResetRequest: MessageFns<PasswordResetRequest> = {
+  encode(message: PasswordResetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.email !== "") {
+      writer.uint32(10).string(message.email);
+    }
+    if (message.client_ip !== "") {
+      writer.uint32(18).string(message.client_ip);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PasswordResetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePasswordResetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.email = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.client_ip = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBasePasswordResetConfirmation(): PasswordResetConfirmation {
+  return { token: "", password: "", client_ip: "" };
+}
+
+export const PasswordResetConfirmation: MessageFns<PasswordResetConfirmation> = {
+  encode(message: PasswordResetConfirmation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.password !== "") {
+      writer.uint32(18).string(message.password);
+    }
+    if (message.client_ip !== "") {
+      writer.uint32(26).string(message.client_ip);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PasswordResetConfirmation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePasswordResetConfirmation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.password = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.client_ip = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBasePasswordReset(): PasswordReset {
+  return { user: undefined, token: "", expires_in: 0 };
+}
+
+export const PasswordReset: MessageFns<PasswordReset> = {
+  encode(message: PasswordReset, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.expires_in !== 0) {
+      writer.uint32(24).int32(message.expires_in);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PasswordReset {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePasswordReset();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expires_in = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseUnsubscribeRequest(): UnsubscribeRequest {
+  return { token: "" };
+}
+
+export const UnsubscribeRequest: MessageFns<UnsubscribeRequest> = {
+  encode(message: UnsubscribeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnsubscribeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnsubscribeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseUnsubscribeToken(): UnsubscribeToken {
+  return { user_id: "", token: "" };
+}
+
+export const UnsubscribeToken: MessageFns<UnsubscribeToken> = {
+  encode(message: UnsubscribeToken, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user_id !== "") {
+      writer.uint32(10).string(message.user_id);
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnsubscribeToken {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnsubscribeToken();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseUnsubscribeTokenList(): UnsubscribeTokenList {
+  return { items: [] };
+}
+
+export const UnsubscribeTokenList: MessageFns<UnsubscribeTokenList> = {
+  encode(message: UnsubscribeTokenList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      UnsubscribeToken.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnsubscribeTokenList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnsubscribeTokenList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(UnsubscribeToken.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * Users and tokens. Calls marked "public" need no credentials; the others need
  * a user's access token (metadata "authorization: Bearer ...") or, for
- * internal calls, the internal service token (metadata "x-internal-token").
+ * internal calls, the calling process's own credential (metadata
+ * "x-internal-token"), admitted only by the methods that name that process.
  */
 export type AuthServiceService = typeof AuthServiceService;
 export const AuthServiceService = {
@@ -970,6 +1344,37 @@ export const AuthServiceService = {
     responseSerialize: (value: Jwks): Buffer => Buffer.from(Jwks.encode(value).finish()),
     responseDeserialize: (value: Buffer): Jwks => Jwks.decode(value),
   },
+  /** public: asks for a reset mail; the same answer whether or not the address has an account. */
+  requestPasswordReset: {
+    path: "/taskboard.auth.v1.AuthService/RequestPasswordReset" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PasswordResetRequest): Buffer => Buffer.from(PasswordResetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PasswordResetRequest => PasswordResetRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /** public: sets a new password with a reset token (single use); ends every session. */
+  confirmPasswordReset: {
+    path: "/taskboard.auth.v1.AuthService/ConfirmPasswordReset" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PasswordResetConfirmation): Buffer =>
+      Buffer.from(PasswordResetConfirmation.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PasswordResetConfirmation => PasswordResetConfirmation.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /** public: turns the user's e-mail notifications off with the token of an unsubscribe link. */
+  unsubscribe: {
+    path: "/taskboard.auth.v1.AuthService/Unsubscribe" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnsubscribeRequest): Buffer => Buffer.from(UnsubscribeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnsubscribeRequest => UnsubscribeRequest.decode(value),
+    responseSerialize: (value: User): Buffer => Buffer.from(User.encode(value).finish()),
+    responseDeserialize: (value: Buffer): User => User.decode(value),
+  },
   /** admin */
   createUser: {
     path: "/taskboard.auth.v1.AuthService/CreateUser" as const,
@@ -1021,7 +1426,7 @@ export const AuthServiceService = {
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   /**
-   * Any authenticated caller: resolves ids or e-mails to users (for member
+   * internal (workspace, notify): resolves ids or e-mails to users (for member
    * lists, adding members by e-mail and choosing e-mail recipients).
    */
   lookupUsers: {
@@ -1032,6 +1437,30 @@ export const AuthServiceService = {
     requestDeserialize: (value: Buffer): LookupUsersRequest => LookupUsersRequest.decode(value),
     responseSerialize: (value: UserList): Buffer => Buffer.from(UserList.encode(value).finish()),
     responseDeserialize: (value: Buffer): UserList => UserList.decode(value),
+  },
+  /**
+   * internal (notify): a fresh single-use password-reset token for the user of a
+   * user.password_reset_requested event, with the user.
+   */
+  issuePasswordReset: {
+    path: "/taskboard.auth.v1.AuthService/IssuePasswordReset" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UserRef): Buffer => Buffer.from(UserRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UserRef => UserRef.decode(value),
+    responseSerialize: (value: PasswordReset): Buffer => Buffer.from(PasswordReset.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PasswordReset => PasswordReset.decode(value),
+  },
+  /** internal (notify): the unsubscribe token of each user (for the links in mails). */
+  unsubscribeTokens: {
+    path: "/taskboard.auth.v1.AuthService/UnsubscribeTokens" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LookupUsersRequest): Buffer => Buffer.from(LookupUsersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LookupUsersRequest => LookupUsersRequest.decode(value),
+    responseSerialize: (value: UnsubscribeTokenList): Buffer =>
+      Buffer.from(UnsubscribeTokenList.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UnsubscribeTokenList => UnsubscribeTokenList.decode(value),
   },
 } as const;
 
@@ -1046,6 +1475,12 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   logout: handleUnaryCall<LogoutRequest, Empty>;
   /** public: the JSON Web Key Set that verifies access tokens. */
   getJwks: handleUnaryCall<Empty, Jwks>;
+  /** public: asks for a reset mail; the same answer whether or not the address has an account. */
+  requestPasswordReset: handleUnaryCall<PasswordResetRequest, Empty>;
+  /** public: sets a new password with a reset token (single use); ends every session. */
+  confirmPasswordReset: handleUnaryCall<PasswordResetConfirmation, Empty>;
+  /** public: turns the user's e-mail notifications off with the token of an unsubscribe link. */
+  unsubscribe: handleUnaryCall<UnsubscribeRequest, User>;
   /** admin */
   createUser: handleUnaryCall<CreateUserRequest, User>;
   /** admin */
@@ -1057,10 +1492,17 @@ export interface AuthServiceServer extends UntypedServiceImplementation {
   /** self or admin */
   deleteUser: handleUnaryCall<UserRef, Empty>;
   /**
-   * Any authenticated caller: resolves ids or e-mails to users (for member
+   * internal (workspace, notify): resolves ids or e-mails to users (for member
    * lists, adding members by e-mail and choosing e-mail recipients).
    */
   lookupUsers: handleUnaryCall<LookupUsersRequest, UserList>;
+  /**
+   * internal (notify): a fresh single-use password-reset token for the user of a
+   * user.password_reset_requested event, with the user.
+   */
+  issuePasswordReset: handleUnaryCall<UserRef, PasswordReset>;
+  /** internal (notify): the unsubscribe token of each user (for the links in mails). */
+  unsubscribeTokens: handleUnaryCall<LookupUsersRequest, UnsubscribeTokenList>;
 }
 
 export interface AuthServiceClient extends Client {
@@ -1131,6 +1573,54 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Jwks) => void,
+  ): ClientUnaryCall;
+  /** public: asks for a reset mail; the same answer whether or not the address has an account. */
+  requestPasswordReset(
+    request: PasswordResetRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  requestPasswordReset(
+    request: PasswordResetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  requestPasswordReset(
+    request: PasswordResetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** public: sets a new password with a reset token (single use); ends every session. */
+  confirmPasswordReset(
+    request: PasswordResetConfirmation,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  confirmPasswordReset(
+    request: PasswordResetConfirmation,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  confirmPasswordReset(
+    request: PasswordResetConfirmation,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** public: turns the user's e-mail notifications off with the token of an unsubscribe link. */
+  unsubscribe(
+    request: UnsubscribeRequest,
+    callback: (error: ServiceError | null, response: User) => void,
+  ): ClientUnaryCall;
+  unsubscribe(
+    request: UnsubscribeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: User) => void,
+  ): ClientUnaryCall;
+  unsubscribe(
+    request: UnsubscribeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: User) => void,
   ): ClientUnaryCall;
   /** admin */
   createUser(
@@ -1204,7 +1694,7 @@ export interface AuthServiceClient extends Client {
     callback: (error: ServiceError | null, response: Empty) => void,
   ): ClientUnaryCall;
   /**
-   * Any authenticated caller: resolves ids or e-mails to users (for member
+   * internal (workspace, notify): resolves ids or e-mails to users (for member
    * lists, adding members by e-mail and choosing e-mail recipients).
    */
   lookupUsers(
@@ -1221,6 +1711,41 @@ export interface AuthServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UserList) => void,
+  ): ClientUnaryCall;
+  /**
+   * internal (notify): a fresh single-use password-reset token for the user of a
+   * user.password_reset_requested event, with the user.
+   */
+  issuePasswordReset(
+    request: UserRef,
+    callback: (error: ServiceError | null, response: PasswordReset) => void,
+  ): ClientUnaryCall;
+  issuePasswordReset(
+    request: UserRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PasswordReset) => void,
+  ): ClientUnaryCall;
+  issuePasswordReset(
+    request: UserRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PasswordReset) => void,
+  ): ClientUnaryCall;
+  /** internal (notify): the unsubscribe token of each user (for the links in mails). */
+  unsubscribeTokens(
+    request: LookupUsersRequest,
+    callback: (error: ServiceError | null, response: UnsubscribeTokenList) => void,
+  ): ClientUnaryCall;
+  unsubscribeTokens(
+    request: LookupUsersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnsubscribeTokenList) => void,
+  ): ClientUnaryCall;
+  unsubscribeTokens(
+    request: LookupUsersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnsubscribeTokenList) => void,
   ): ClientUnaryCall;
 }
 

@@ -247,6 +247,25 @@ test("page: the event log names users (notifications, member and assignment even
   expect(taskId).toBeTruthy();
 });
 
+test("page: Watch and Unwatch change who watches a task, and the other page follows the watcher events live", { timeout: 60_000 }, async () => {
+  const title = `Watch me ${Date.now()}`;
+  const created = await ann.user.api.post(`/workspaces/${workspaceId}/tasks`, { title });
+  expect(created.status).toBe(201);
+  await taskItem(bob, title).waitFor({ timeout: UI_TIMEOUT });
+  await taskItem(ann, title).waitFor({ timeout: UI_TIMEOUT });
+  expect(await taskItem(ann, title).getByTestId("task-meta").textContent()).toContain("watched by you");
+  const button = taskItem(bob, title).getByTestId("task-watch-button");
+  expect(await button.textContent()).toBe("Watch");
+  await button.click();
+  await taskItem(bob, title).getByTestId("task-watch-button").filter({ hasText: "Unwatch" }).waitFor({ timeout: UI_TIMEOUT });
+  await taskItem(ann, title).getByTestId("task-meta").filter({ hasText: "watched by you, Bob" }).waitFor({ timeout: UI_TIMEOUT });
+  await eventEntry(ann, "task.watcher_added", "Bob watches").waitFor({ timeout: UI_TIMEOUT });
+  expect((await bob.user.api.get(`/tasks/${created.body.id}/watchers`)).body.items).toEqual([ann.user.id, bob.user.id]);
+  await taskItem(bob, title).getByTestId("task-watch-button").click();
+  await taskItem(ann, title).getByTestId("task-meta").filter({ hasNotText: "Bob" }).waitFor({ timeout: UI_TIMEOUT });
+  expect((await bob.user.api.get(`/tasks/${created.body.id}/watchers`)).body.items).toEqual([ann.user.id]);
+});
+
 test("page: the event log's type filter shows only the chosen kind of events", { timeout: 60_000 }, async () => {
   const page = bob.page;
   const message = `filtered message ${Date.now()}`;

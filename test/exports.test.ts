@@ -319,7 +319,7 @@ describe("export files", () => {
     expect(file.text.charCodeAt(0)).not.toBe(0xfeff);
 
     const rows = parseCsv(file.text);
-    const header = ["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "labels", "created_at", "updated_at"];
+    const header = ["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "labels", "watcher_ids", "created_at", "updated_at"];
     expect(rows[0]).toEqual(header);
     expect(rows.slice(1)).toEqual(tasks.map((t) => header.map((h) => cell(t[h]))));
     expect(job.row_count).toBe(tasks.length);
@@ -331,6 +331,8 @@ describe("export files", () => {
     expect(file.text).toContain(",emoji 😀🎉 and CJK 漢字テスト,RTL: שלום עולם مرحبا بالعالم,");
     // Labels: one cell, joined with ";" (and neutralised like any cell that starts a formula).
     expect(rows.find((r) => r[2] === "labelled")?.[9]).toBe("ops;q3 plan;=risk");
+    // Watchers, like labels, are one cell joined with ";": here the creator alone.
+    expect(rows.slice(1).every((r) => r[10] === c.member.id)).toBe(true);
     expect(rows.filter((r) => r[2] !== "labelled" && r[0] !== "id").every((r) => r[9] === "")).toBe(true);
   });
 
@@ -368,7 +370,7 @@ describe("export files", () => {
     expect(JSON.parse(empty.file.text)).toEqual([]);
     expect(empty.job.row_count).toBe(0);
     const emptyCsv = await exportFile(c.member.api, c.workspaceId, "tasks", "csv");
-    expect(parseCsv(emptyCsv.file.text)).toEqual([["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "labels", "created_at", "updated_at"]]);
+    expect(parseCsv(emptyCsv.file.text)).toEqual([["id", "workspace_id", "title", "description", "status", "priority", "assignee_id", "created_by", "due_date", "labels", "watcher_ids", "created_at", "updated_at"]]);
 
     const task = await c.member.api.post(`/workspaces/${c.workspaceId}/tasks`, { title: "t" });
     const comments = [];

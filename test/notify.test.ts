@@ -311,6 +311,45 @@ describe("notify: recipients and content", () => {
     expect((await mailsAbout(carol, "Yours from the start")).map((m) => m.subject)).not.toContain("[Taskboard] Assigned to you: Yours from the start");
   });
 
+  test("notify: watchers hear of assignments, status changes and comments (never of their own actions); other edits mail nobody", async () => {
+    const { workspaceId, owner, members } = await team("Owner", "Wes", "Ada", "Cal");
+    const [wes, ada, cal] = members as [SignedUp, SignedUp, SignedUp];
+    const task = await createTask(owner, workspaceId, { title: "Watch this" });
+    expect((await wes.api.put(`/tasks/${task.id}/watchers/${wes.id}`)).status).toBe(204);
+
+    expect((await owner.api.post(`/tasks/${task.id}/assign`, { assignee_id: ada.id })).status).toBe(200);
+    const [assigned] = await waitForMails(wes, "Assigned to Ada");
+    expect(assigned!.subject).toBe("[Taskboard] Assigned to Ada: Watch this");
+    expect(assigned!.body.html).toContain("<strong>Owner</strong> assigned a task you watch to <strong>Ada</strong>");
+    await waitForMails(ada, "Assigned to you: Watch this");
+
+    // Ada (now a watcher, as the assignee) completes it: Wes and the owner (creator) hear, Ada does not.
+    expect((await ada.api.put(`/tasks/${task.id}`, { status: "completed" })).status).toBe(200);
+    const [done] = await waitForMails(wes, "Now completed");
+    expect(done!.subject).toBe("[Taskboard] Now completed: Watch this");
+    await waitForMails(owner, "Now completed: Watch this");
+    // A title change mails nobody.
+    const renamed = await ada.api.put(`/tasks/${task.id}`, { title: "Watch this, renamed" });
+    expect(renamed.status).toBe(200);
+    await handled("task.updated", task.id);
+
+    await cal.api.post(`/workspaces/${workspaceId}/comments`, { task_id: task.id, content: "Looks good" });
+    await waitForMails(wes, "New comment on: Watch this, renamed");
+    await settled("the comment");
+    expect(await mailsAbout(ada, "Now completed")).toEqual([]);
+    // Cal (a member, not a watcher) had only the task.created mail.
+    expect((await mailsAbout(cal, "Watch this")).map((m) => m.subject)).toEqual(["[Taskboard] New task: Watch this"]);
+    expect((await mailsTo(wes.email)).filter((m) => m.subject.includes("renamed")).map((m) => m.subject)).toEqual([
+      "[Taskboard] New comment on: Watch this, renamed",
+    ]);
+
+    // Stopped watching: no more.
+    expect((await wes.api.delete(`/tasks/${task.id}/watchers/${wes.id}`)).status).toBe(204);
+    await cal.api.post(`/workspaces/${workspaceId}/comments`, { task_id: task.id, content: "One more" });
+    await waitForMails(ada, "New comment on: Watch this, renamed", 2);
+    expect(await mailsAbout(wes, "New comment on")).toHaveLength(1);
+  });
+
   test("notify: comment.created mails the creator, the assignee and earlier commenters, never the author", async () => {
     const { workspaceId, owner, members } = await team("Owner", "Assignee", "Carol", "Dave", "Eve");
     const [assignee, carol, dave, eve] = members as [SignedUp, SignedUp, SignedUp, SignedUp];

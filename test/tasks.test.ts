@@ -5,6 +5,7 @@ import { EventTap } from "./support/events.js";
 import { signUp, type Api, type ApiResponse, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
 import { waitFor } from "./support/wait.js";
+import type { Task as TaskJson } from "../api/contracts/task.js";
 
 let mesh: Mesh;
 let tap: EventTap;
@@ -61,21 +62,6 @@ async function createComment(api: Api, workspaceId: string, taskId: string, cont
   return res.body as CommentJson;
 }
 
-interface TaskJson {
-  id: string;
-  workspace_id: string;
-  title: string;
-  description: string;
-  status: string;
-  priority: string;
-  assignee_id: string | null;
-  created_by: string;
-  due_date: string | null;
-  labels: string[];
-  created_at: string;
-  updated_at: string;
-}
-
 interface CommentJson {
   id: string;
   workspace_id: string;
@@ -121,6 +107,7 @@ describe("tasks", () => {
       created_by: c.member.id,
       due_date: null,
       labels: [],
+      watcher_ids: [c.member.id],
       created_at: expect.stringMatching(ISO),
       updated_at: expect.stringMatching(ISO),
     });
@@ -717,6 +704,50 @@ describe("memberships", () => {
   });
 });
 
+describe("watchers", () => {
+  const watcherEvents = (taskId: string) =>
+    tap.seen.filter((s) => s.event.aggregate_id === taskId && s.event.type.startsWith("task.watcher_")).map((s) => [s.event.type, s.event.user_id, s.event.data]);
+
+  test("watchers: the creator and every assignee watch a task from the start; members read the list, outsiders get 404", async () => {
+    const c = await cast();
+    const task = await createTask(c.member.api, c.workspaceId, { title: "Watched", assignee_id: c.other.id });
+    expect(task.watcher_ids).toEqual([c.member.id, c.other.id]);
+    const reassigned = await c.member.api.post(`/tasks/${task.id}/assign`, { assignee_id: c.admin.id });
+    expect(reassigned.body.watcher_ids).toEqual([c.member.id, c.other.id, c.admin.id]);
+    // Unassigning and editing keep them.
+    expect((await c.member.api.put(`/tasks/${task.id}`, { assignee_id: null, title: "Still watched" })).body.watcher_ids).toEqual([c.member.id, c.other.id, c.admin.id]);
+    const list = await c.owner.api.get(`/tasks/${task.id}/watchers`);
+    expect(list.status).toBe(200);
+    expect(list.body).toEqual({ items: [c.member.id, c.other.id, c.admin.id] });
+    expect((await c.outsider.api.get(`/tasks/${task.id}/watchers`)).status).toBe(404);
+  });
+
+  test("watchers: a member starts and stops watching (one event each, none when nothing changes); only owners and admins change others'; a non-member is 422", async () => {
+    const c = await cast();
+    const task = await createTask(c.member.api, c.workspaceId, { title: "To watch" });
+    const path = (userId: string) => `/tasks/${task.id}/watchers/${userId}`;
+    expect((await c.other.api.put(path(c.other.id))).status).toBe(204);
+    expect((await c.other.api.put(path(c.other.id))).status).toBe(204);
+    expect((await c.other.api.put(path(c.owner.id))).status).toBe(403);
+    expect((await c.admin.api.put(path(c.owner.id))).status).toBe(204);
+    const stranger = await c.admin.api.put(path(c.outsider.id));
+    expect(stranger.status).toBe(422);
+    expect(stranger.body.error.details).toEqual({ user_id: c.outsider.id });
+    expect((await c.outsider.api.put(path(c.outsider.id))).status).toBe(404);
+    expect((await c.other.api.delete(path(c.other.id))).status).toBe(204);
+    expect((await c.other.api.delete(path(c.other.id))).status).toBe(204);
+    expect((await c.member.api.get(`/tasks/${task.id}`)).body.watcher_ids).toEqual([c.member.id, c.owner.id]);
+    await waitFor("three watcher events", () => watcherEvents(task.id).length >= 3);
+    expect(watcherEvents(task.id)).toEqual([
+      ["task.watcher_added", c.other.id, { task_id: task.id, user_id: c.other.id }],
+      ["task.watcher_added", c.admin.id, { task_id: task.id, user_id: c.owner.id }],
+      ["task.watcher_removed", c.other.id, { task_id: task.id, user_id: c.other.id }],
+    ]);
+    const seen = tap.seen.find((s) => s.event.type === "task.watcher_added" && s.event.aggregate_id === task.id)!;
+    expect(seen.subject).toBe(`${mesh.id}.tasks.${c.workspaceId}.watcher_added`);
+  });
+});
+
 describe("events", () => {
   const forWorkspace = (ws: string) => tap.seen.filter((s) => s.event.workspace_id === ws && /^(task|comment)\./.test(s.event.type));
 
@@ -744,8 +775,8 @@ describe("events", () => {
 
     const expected = [
       ["task.created", "tasks", "created", c.member.id, created.id, created],
-      ["task.updated", "tasks", "updated", c.member.id, created.id, updated],
-      ["task.updated", "tasks", "updated", c.member.id, created.id, reassigned],
+      ["task.updated", "tasks", "updated", c.member.id, created.id, updated, ["status"]],
+      ["task.updated", "tasks", "updated", c.member.id, created.id, reassigned, ["assignee_id"]],
       ["task.assigned", "tasks", "assigned", c.member.id, created.id, reassigned],
       ["task.assigned", "tasks", "assigned", c.member.id, created.id, assigned],
       ["comment.created", "comments", "created", c.other.id, comment.id, comment],
@@ -756,7 +787,7 @@ describe("events", () => {
     await waitFor(`${expected.length} task and comment events`, () => forWorkspace(ws).length >= expected.length);
     const seen = forWorkspace(ws);
     expect(seen).toHaveLength(expected.length);
-    expected.forEach(([type, domain, action, actor, aggregate, data], i) => {
+    expected.forEach(([type, domain, action, actor, aggregate, data, changes], i) => {
       expect(seen[i]!.subject).toBe(`${mesh.id}.${domain}.${ws}.${action}`);
       expect(seen[i]!.event).toEqual({
         id: expect.stringMatching(UUID),
@@ -766,6 +797,8 @@ describe("events", () => {
         aggregate_id: aggregate,
         data,
         timestamp: expect.any(Number),
+        // task.updated names the fields whose values changed.
+        ...(changes ? { changes } : {}),
       });
     });
     expect(updated.assignee_id).toBeNull();

@@ -11,12 +11,20 @@ export interface Deleted {
   id: string;
 }
 
+/** `data` of task.watcher_added / task.watcher_removed: the task and the user who began or stopped watching it. */
+export interface Watching {
+  task_id: string;
+  user_id: string;
+}
+
 /** The `data` of each event type a workspace room carries (API.md: the resource after the change). */
 export interface EventDataMap {
   "task.created": Task;
   "task.updated": Task;
   "task.deleted": Deleted;
   "task.assigned": Task;
+  "task.watcher_added": Watching;
+  "task.watcher_removed": Watching;
   "comment.created": Comment;
   "comment.updated": Comment;
   "comment.deleted": Deleted;
@@ -51,6 +59,8 @@ export interface RealtimeEvent<T extends string = string, D = Record<string, unk
   timestamp: number;
   /** The event's stream sequence: resume after it with `since`. */
   seq: number;
+  /** task.updated: the fields whose values changed. */
+  changes?: string[];
   /** Set on `custom.message` events of a group. */
   group_id?: string;
 }

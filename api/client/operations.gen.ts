@@ -51,6 +51,9 @@ export const operations = {
   updateTask: { method: "PUT", path: "/tasks/{task_id}", auth: "user", params: ["task_id"], status: 200, answer: "json", body: true },
   deleteTask: { method: "DELETE", path: "/tasks/{task_id}", auth: "user", params: ["task_id"], status: 204, answer: "none" },
   assignTask: { method: "POST", path: "/tasks/{task_id}/assign", auth: "user", params: ["task_id"], status: 200, answer: "json", body: true },
+  listWatchers: { method: "GET", path: "/tasks/{task_id}/watchers", auth: "user", params: ["task_id"], status: 200, answer: "json" },
+  addWatcher: { method: "PUT", path: "/tasks/{task_id}/watchers/{user_id}", auth: "user", params: ["task_id", "user_id"], status: 204, answer: "none" },
+  removeWatcher: { method: "DELETE", path: "/tasks/{task_id}/watchers/{user_id}", auth: "user", params: ["task_id", "user_id"], status: 204, answer: "none" },
   createComment: { method: "POST", path: "/workspaces/{workspace_id}/comments", auth: "user", params: ["workspace_id"], status: 201, answer: "json", body: true },
   listTaskComments: { method: "GET", path: "/tasks/{task_id}/comments", auth: "user", params: ["task_id"], status: 200, answer: "json", query: true },
   getComment: { method: "GET", path: "/comments/{comment_id}", auth: "user", params: ["comment_id"], status: 200, answer: "json" },
@@ -107,6 +110,9 @@ export interface OperationTypes {
   updateTask: { params: { task_id: string }; body: z.input<typeof task.UpdateTask>; query: undefined; result: z.output<typeof task.Task> };
   deleteTask: { params: { task_id: string }; body: undefined; query: undefined; result: void };
   assignTask: { params: { task_id: string }; body: z.input<typeof task.AssignTask>; query: undefined; result: z.output<typeof task.Task> };
+  listWatchers: { params: { task_id: string }; body: undefined; query: undefined; result: z.output<typeof task.WatcherList> };
+  addWatcher: { params: { task_id: string; user_id: string }; body: undefined; query: undefined; result: void };
+  removeWatcher: { params: { task_id: string; user_id: string }; body: undefined; query: undefined; result: void };
   createComment: { params: { workspace_id: string }; body: z.input<typeof comment.CreateComment>; query: undefined; result: z.output<typeof comment.Comment> };
   listTaskComments: { params: { task_id: string }; body: undefined; query: QueryInput<z.input<typeof fields.pageQuery>>; result: z.output<typeof comment.CommentList> };
   getComment: { params: { comment_id: string }; body: undefined; query: undefined; result: z.output<typeof comment.Comment> };
@@ -315,6 +321,21 @@ export abstract class Operations {
   /** Assign or unassign a task: `POST /tasks/{task_id}/assign` → 200. */
   assignTask(taskId: string, body: OperationBody<"assignTask">, options?: CallOptions): Promise<OperationResult<"assignTask">> {
     return this.call("assignTask", { params: { task_id: taskId }, body }, options);
+  }
+
+  /** Who watches a task: `GET /tasks/{task_id}/watchers` → 200. */
+  listWatchers(taskId: string, options?: CallOptions): Promise<OperationResult<"listWatchers">> {
+    return this.call("listWatchers", { params: { task_id: taskId } }, options);
+  }
+
+  /** Watch a task: `PUT /tasks/{task_id}/watchers/{user_id}` → 204. */
+  addWatcher(taskId: string, userId: string, options?: CallOptions): Promise<OperationResult<"addWatcher">> {
+    return this.call("addWatcher", { params: { task_id: taskId, user_id: userId } }, options);
+  }
+
+  /** Stop watching a task: `DELETE /tasks/{task_id}/watchers/{user_id}` → 204. */
+  removeWatcher(taskId: string, userId: string, options?: CallOptions): Promise<OperationResult<"removeWatcher">> {
+    return this.call("removeWatcher", { params: { task_id: taskId, user_id: userId } }, options);
   }
 
   /** Comment on a task: `POST /workspaces/{workspace_id}/comments` → 201. */

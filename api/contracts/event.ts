@@ -20,6 +20,7 @@ export const Event = z
     data: z.record(z.string(), z.unknown()).meta({ description: "The resource after the change; `{id}` for deletions." }),
     timestamp: z.int().meta({ description: "Epoch milliseconds." }),
     seq: z.int().min(1).meta({ description: "The event's JetStream stream sequence." }),
+    changes: z.array(z.string()).optional().meta({ description: "task.updated: the fields whose values changed." }),
   })
   .meta({ id: "Event" });
 

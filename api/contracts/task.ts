@@ -53,6 +53,7 @@ export const Task = z
     created_by: out.id(),
     due_date: out.time().nullable(),
     labels: z.array(z.string()),
+    watcher_ids: z.array(out.id()).meta({ description: "Who hears about the task: its creator, every assignee, and members who chose to watch it." }),
     created_at: out.time(),
     updated_at: out.time(),
   })
@@ -113,3 +114,8 @@ export const TaskFilter = z.object({
 
 export const TaskListQuery = pageQuery.extend(TaskFilter.shape);
 export const TaskList = pageOf(Task, "TaskList");
+
+/** At most this many watchers per task. */
+export const MAX_WATCHERS = 100;
+
+export const WatcherList = z.object({ items: z.array(out.id()) }).meta({ id: "WatcherList" });

@@ -52,6 +52,7 @@ const task = (i: number): Task => ({
   priority: "low",
   created_by: "ann",
   labels: [],
+  watcher_ids: ["ann"],
   created_at: "2030-01-01T00:00:00.000Z",
   updated_at: "2030-01-01T00:00:00.000Z",
 });

@@ -14,7 +14,9 @@ import type { DeliveryKey, DeliveryStore } from "./store.js";
 import {
   commentCreatedMail,
   passwordResetMail,
+  statusChangedMail,
   taskAssignedMail,
+  watchedTaskAssignedMail,
   taskCreatedMail,
   unsubscribeLink,
   type Mail,
@@ -22,7 +24,7 @@ import {
 } from "./templates.js";
 
 /** The event types notify mails about. */
-export const NOTIFIED_TYPES = ["task.created", "task.assigned", "comment.created", "user.password_reset_requested"] as const;
+export const NOTIFIED_TYPES = ["task.created", "task.assigned", "task.updated", "comment.created", "user.password_reset_requested"] as const;
 
 /** The workspace_id under which mails that belong to no workspace (account mails) are recorded. */
 export const ACCOUNT_MAILS = "00000000-0000-0000-0000-000000000000";
@@ -58,6 +60,8 @@ const taskData = z.object({
   description: z.string().default(""),
   assignee_id: z.string().nullable().optional(),
   created_by: z.string(),
+  status: z.string().default(""),
+  watcher_ids: z.array(z.string()).default([]),
 });
 const commentData = z.object({ id: z.string(), task_id: z.string(), author_id: z.string(), content: z.string(), created_at: z.string() });
 
@@ -79,11 +83,14 @@ function authorOf(event: Event): string | undefined {
  * Recipients are decided when the mail is sent, never earlier:
  * - task.created: every member except the actor and the assignee (who hears of it
  *   through the task.assigned that follows);
- * - task.assigned: the assignee, unless they assigned themselves (the actor is
- *   never mailed about their own action) or the assignee was cleared;
- * - comment.created: the task's creator, its assignee and the authors of the
- *   task's earlier comments, except the comment's author (nothing when the task
- *   is gone);
+ * - task.assigned: the assignee ("assigned to you") and the task's watchers ("X
+ *   assigned it to Y"), unless they did it themselves (the actor is never mailed
+ *   about their own action); nothing when the assignee was cleared;
+ * - task.updated, when its `changes` name `status`: the task's watchers;
+ * - comment.created: the task's creator, its assignee, its watchers and the
+ *   authors of the task's earlier comments, except the comment's author (nothing
+ *   when the task is gone);
+ * - user.password_reset_requested: the account (see planPasswordReset);
  * and of those only current members of the workspace whose
  * `email_notifications` is on.
  *
@@ -150,7 +157,9 @@ export class NotifyService {
     const actor = event.user_id ?? "";
     const members = await this.directory.memberIds(workspaceId);
     let candidates: (string | null | undefined)[];
-    let compose: (ctx: MailContext, actorName: string) => Mail;
+    let compose: (ctx: MailContext, actorName: string, recipientId: string, nameOf: (id: string) => string) => Mail;
+    /** Users named in a mail besides the actor and the recipient. */
+    let named: (string | null | undefined)[] = [];
 
     switch (event.type) {
       case "task.created": {
@@ -163,8 +172,23 @@ export class NotifyService {
       case "task.assigned": {
         const task = taskData.safeParse(event.data);
         if (!task.success) return this.skip(event, "task data unreadable");
-        candidates = [task.data.assignee_id];
-        compose = (ctx, actorName) => taskAssignedMail(ctx, { actorName, title: task.data.title, description: task.data.description });
+        const { assignee_id, title, description, watcher_ids } = task.data;
+        if (!assignee_id) return this.skip(event, "unassigned");
+        candidates = [assignee_id, ...watcher_ids];
+        named = [assignee_id];
+        compose = (ctx, actorName, recipientId, nameOf) =>
+          recipientId === assignee_id
+            ? taskAssignedMail(ctx, { actorName, title, description })
+            : watchedTaskAssignedMail(ctx, { actorName, assigneeName: nameOf(assignee_id), title, description });
+        break;
+      }
+      case "task.updated": {
+        const task = taskData.safeParse(event.data);
+        if (!task.success) return this.skip(event, "task data unreadable");
+        if (!event.changes?.includes("status")) return this.skip(event, "no status change");
+        const { title, description, status, watcher_ids } = task.data;
+        candidates = watcher_ids;
+        compose = (ctx, actorName) => statusChangedMail(ctx, { actorName, title, description, status });
         break;
       }
       case "comment.created": {
@@ -177,7 +201,7 @@ export class NotifyService {
         const at = comments.findIndex((c) => c.id === comment.id);
         // A comment deleted since: the ones written no later than it were earlier.
         const earlier = at >= 0 ? comments.slice(0, at) : comments.filter((c) => c.created_at <= comment.created_at);
-        candidates = [task.created_by, task.assignee_id, ...earlier.map((c) => c.author_id)];
+        candidates = [task.created_by, task.assignee_id, ...task.watcher_ids, ...earlier.map((c) => c.author_id)];
         compose = (ctx, actorName) => commentCreatedMail(ctx, { authorName: actorName, taskTitle: task.title, content: comment.content });
         break;
       }
@@ -189,14 +213,15 @@ export class NotifyService {
       (id): id is string => Boolean(id) && id !== actor && id !== authorOf(event) && members.has(id!),
     );
     if (wanted.length === 0) return [];
-    const users = await this.directory.users([...wanted, actor]);
+    const users = await this.directory.users([...wanted, actor, ...named.filter((id): id is string => Boolean(id))]);
     const actorName = users.get(actor)?.name ?? "Someone";
+    const nameOf = (id: string) => users.get(id)?.name ?? "someone";
     const recipients = wanted.map((id) => users.get(id)).filter((user): user is User => Boolean(user?.email && user.email_notifications));
     const tokens = await this.directory.unsubscribeTokens(recipients.map((user) => user.id));
     const planned: Planned[] = [];
     for (const user of recipients) {
       const ctx = { appUrl: this.options.appUrl, workspaceId, recipientName: user.name, unsubscribeUrl: unsubscribeLink(this.options.appUrl, tokens.get(user.id)!) };
-      planned.push({ recipient: user, mail: compose(ctx, actorName) });
+      planned.push({ recipient: user, mail: compose(ctx, actorName, user.id, nameOf) });
     }
     this.log.debug({ event_id: event.id, type: event.type, recipients: planned.length }, "mails planned");
     return planned;

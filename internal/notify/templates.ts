@@ -66,6 +66,32 @@ export function taskAssignedMail(ctx: MailContext, facts: { actorName: string; t
   });
 }
 
+export function watchedTaskAssignedMail(
+  ctx: MailContext,
+  facts: { actorName: string; assigneeName: string; title: string; description: string },
+): Mail {
+  return compose(ctx, {
+    subject: `Assigned to ${facts.assigneeName}: ${facts.title}`,
+    lead: `${facts.actorName} assigned a task you watch to ${facts.assigneeName}:`,
+    leadHtml: html`<strong>${facts.actorName}</strong> assigned a task you watch to <strong>${facts.assigneeName}</strong>:`,
+    title: facts.title,
+    quote: facts.description,
+  });
+}
+
+const STATUS_NAMES: Record<string, string> = { pending: "pending", in_progress: "in progress", completed: "completed", cancelled: "cancelled" };
+
+export function statusChangedMail(ctx: MailContext, facts: { actorName: string; title: string; description: string; status: string }): Mail {
+  const status = STATUS_NAMES[facts.status] ?? facts.status;
+  return compose(ctx, {
+    subject: `Now ${status}: ${facts.title}`,
+    lead: `${facts.actorName} set a task you watch to ${status}:`,
+    leadHtml: html`<strong>${facts.actorName}</strong> set a task you watch to <strong>${status}</strong>:`,
+    title: facts.title,
+    quote: facts.description,
+  });
+}
+
 export function commentCreatedMail(
   ctx: MailContext,
   facts: { authorName: string; taskTitle: string; content: string },

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { Event } from "../../api/gen/taskboard/events/v1/envelope.js";
+import type { Event as Envelope } from "../../api/gen/taskboard/events/v1/envelope.js";
 
-export type { Event };
+/** The envelope (envelope.proto), and for task.updated the fields whose values changed. */
+export type Event = Envelope & { changes?: string[] };
 
 /**
  * Every event type and the subject it is published on (ARCHITECTURE.md
@@ -13,6 +14,8 @@ export const eventCatalogue = {
   "task.updated": { domain: "tasks", action: "updated" },
   "task.deleted": { domain: "tasks", action: "deleted" },
   "task.assigned": { domain: "tasks", action: "assigned" },
+  "task.watcher_added": { domain: "tasks", action: "watcher_added" },
+  "task.watcher_removed": { domain: "tasks", action: "watcher_removed" },
   "comment.created": { domain: "comments", action: "created" },
   "comment.updated": { domain: "comments", action: "updated" },
   "comment.deleted": { domain: "comments", action: "deleted" },
@@ -49,6 +52,8 @@ export interface NewEvent {
   user_id?: string | undefined;
   aggregate_id: string;
   data: Record<string, unknown>;
+  /** *.updated: the fields whose values changed. */
+  changes?: string[] | undefined;
 }
 
 const decoder = new TextDecoder();
@@ -80,6 +85,7 @@ export function newEvent(input: NewEvent): Event {
     aggregate_id: input.aggregate_id,
     data: input.data,
     timestamp: Date.now(),
+    ...(input.changes ? { changes: input.changes } : {}),
   };
 }
 

@@ -20,6 +20,21 @@ export function taskHandlers(service: TaskService, verify: (token: string) => Pr
       },
     },
     assignTask: { access: "user", handle: (req, ctx) => service.assignTask(ctx.principal, req) },
+    listWatchers: { access: "user", handle: (req, ctx) => service.listWatchers(ctx.principal, req) },
+    addWatcher: {
+      access: "user",
+      handle: async (req, ctx) => {
+        await service.setWatching(ctx.principal, req, true);
+        return {};
+      },
+    },
+    removeWatcher: {
+      access: "user",
+      handle: async (req, ctx) => {
+        await service.setWatching(ctx.principal, req, false);
+        return {};
+      },
+    },
     createComment: { access: "user", handle: (req, ctx) => service.createComment(ctx.principal, req) },
     listComments: { access: { user: true, callers: ["notify"] }, handle: (req, ctx) => service.listComments(ctx.principal, req) },
     getComment: { access: "user", handle: (req, ctx) => service.getComment(ctx.principal, req) },

@@ -17,7 +17,7 @@ import type {
 import { CreateComment, UpdateComment } from "../../api/contracts/comment.js";
 import { field } from "../../api/contracts/fields.js";
 import { fromPatch } from "../../api/contracts/shape.js";
-import { CreateTask, TaskFilter, UpdateTask } from "../../api/contracts/task.js";
+import { CreateTask, MAX_WATCHERS, TaskFilter, UpdateTask } from "../../api/contracts/task.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, forbidden, notFound, unprocessable } from "../platform/errors.js";
 import type { NewEvent, Subjects } from "../platform/events.js";
@@ -39,6 +39,13 @@ const commentId = field.id("comment_id");
 const createInput = CreateTask.extend({ workspace_id: workspaceId });
 const listInput = TaskFilter.extend({ workspace_id: workspaceId });
 const assignInput = z.object({ task_id: taskId, assignee_id: field.id("assignee_id").optional() });
+const watcherRef = z.object({ task_id: taskId, user_id: field.id("user_id") });
+
+/** The fields of `keys` whose values differ between two versions of a task (task.updated's `changes`). */
+function changedFields(before: Task, after: Task, keys: string[]): string[] {
+  const value = (task: Task, key: string) => JSON.stringify((task as unknown as Record<string, unknown>)[key] ?? null);
+  return keys.filter((key) => value(before, key) !== value(after, key));
+}
 const createCommentInput = CreateComment.extend({ workspace_id: workspaceId });
 const updateCommentInput = UpdateComment.extend({ comment_id: commentId });
 
@@ -135,6 +142,8 @@ export class TaskService {
       assignee_id: task.assignee_id ?? null,
       due_date: task.due_date ?? null,
       created_by: caller.userId,
+      // The creator and the assignee watch it from the start.
+      watcher_ids: [...new Set([caller.userId, ...(task.assignee_id ? [task.assignee_id] : [])])],
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
     };
@@ -182,7 +191,7 @@ export class TaskService {
       const row = await this.store.updateTask(tx, ws, task_id, changes);
       const task = toTask(row!);
       const event = { workspace_id: ws, user_id: caller.userId, aggregate_id: task_id, data: taskResource(task) };
-      emit({ type: "task.updated", ...event });
+      emit({ type: "task.updated", ...event, changes: changedFields(toTask(before), task, Object.keys(changes)) });
       if (changes.assignee_id && changes.assignee_id !== before.assignee_id) emit({ type: "task.assigned", ...event });
       return task;
     });
@@ -211,6 +220,39 @@ export class TaskService {
       const task = toTask(row);
       emit({ type: "task.assigned", workspace_id: ws, user_id: caller.userId, aggregate_id: task_id, data: taskResource(task) });
       return task;
+    });
+  }
+
+  /** The task's watchers, in the order they began watching (members). */
+  async listWatchers(principal: Principal, input: { task_id: string }): Promise<{ items: string[] }> {
+    const { task } = await this.visibleTask(principal, input.task_id);
+    return { items: task.watcher_ids };
+  }
+
+  /**
+   * Starts (`watch`) or stops a user's watching: a member for themself, an owner or admin for
+   * any member; the user must be a member (422). Nothing changes, and nothing is published,
+   * when it already is as asked.
+   */
+  async setWatching(principal: Principal, input: { task_id: string; user_id: string }, watch: boolean): Promise<void> {
+    const { task_id, user_id } = parseInput(watcherRef, input);
+    const { task: current, caller, role } = await this.visibleTask(principal, task_id);
+    if (user_id !== caller.userId && !MANAGERS.includes(role)) throw forbidden("only owners and admins may change another member's watching");
+    const ws = current.workspace_id;
+    if (watch && !(await this.tenancy.isMember(ws, user_id))) throw unprocessable("the user is not a member of this workspace", { user_id });
+    await this.outbox.transaction(async (tx, emit) => {
+      const before = await this.store.lockTask(tx, ws, task_id);
+      if (!before) throw notFound("task");
+      if (before.watcher_ids.includes(user_id) === watch) return;
+      if (watch && before.watcher_ids.length >= MAX_WATCHERS) throw unprocessable(`a task has at most ${MAX_WATCHERS} watchers`);
+      await this.store.setWatching(tx, ws, task_id, user_id, watch);
+      emit({
+        type: watch ? "task.watcher_added" : "task.watcher_removed",
+        workspace_id: ws,
+        user_id: caller.userId,
+        aggregate_id: task_id,
+        data: { task_id, user_id },
+      });
     });
   }
 

@@ -41,6 +41,11 @@ export function prefixQuery(text: string): string | undefined {
 
 const MAX_SEQ = "9223372036854775807";
 
+/** `watcher_ids` with `userId` added at the end, unless it is there already. */
+function watching(sql: Sql | TransactionSql, userId: string) {
+  return sql`case when ${userId}::uuid = any(watcher_ids) then watcher_ids else array_append(watcher_ids, ${userId}::uuid) end`;
+}
+
 /** SQL over task.tasks and task.comments; every statement names the workspace when it knows it. */
 export class TaskStore {
   constructor(private readonly sql: Sql) {}
@@ -74,10 +79,22 @@ export class TaskStore {
     return rows.length > 0;
   }
 
+  /** Applies `changes`; a new assignee also becomes a watcher (API.md: every assignee watches). */
   async updateTask(tx: TransactionSql, workspaceId: string, id: string, changes: TaskChanges): Promise<TaskRow | undefined> {
     const set = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    const assignee = changes.assignee_id;
     const [row] = await tx<TaskRow[]>`
       update task.tasks set ${tx(set)}, updated_at = now()
+        ${assignee ? tx`, watcher_ids = ${watching(tx, assignee)}` : tx``}
+      where workspace_id = ${workspaceId} and id = ${id}
+      returning ${tx(TASK_COLUMNS)}`;
+    return row;
+  }
+
+  /** Adds or removes a watcher (the task locked by the caller); the task as it is then. */
+  async setWatching(tx: TransactionSql, workspaceId: string, id: string, userId: string, watch: boolean): Promise<TaskRow | undefined> {
+    const [row] = await tx<TaskRow[]>`
+      update task.tasks set watcher_ids = ${watch ? watching(tx, userId) : tx`array_remove(watcher_ids, ${userId}::uuid)`}
       where workspace_id = ${workspaceId} and id = ${id}
       returning ${tx(TASK_COLUMNS)}`;
     return row;

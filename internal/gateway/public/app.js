@@ -688,6 +688,7 @@ function createTaskView(task) {
   view.assignee = el('select', { testid: 'task-assignee-select', 'aria-label': 'Assignee' });
   view.commentsToggle = el('button', { type: 'button', class: 'secondary small', testid: 'task-comments-toggle' }, 'Comments');
   view.deleteButton = el('button', { type: 'button', class: 'danger small', testid: 'task-delete-button' }, 'Delete');
+  view.watchButton = el('button', { type: 'button', class: 'secondary small', testid: 'task-watch-button', title: 'PUT or DELETE /tasks/:id/watchers/:me' }, 'Watch');
   view.meta = el('div', { class: 'task-meta', testid: 'task-meta' });
   view.commentList = el('ul', { class: 'plain', testid: 'comment-list' });
   view.commentInput = el('input', { testid: 'comment-input', placeholder: 'Write a comment', maxlength: '5000', 'aria-label': 'Comment' });
@@ -705,7 +706,7 @@ function createTaskView(task) {
       el('label', { class: 'inline' }, 'priority', view.priority),
       el('label', { class: 'inline' }, 'assignee', view.assignee),
       el('label', { class: 'inline' }, 'labels', view.labels),
-      view.commentsToggle, view.deleteButton),
+      view.commentsToggle, view.watchButton, view.deleteButton),
     view.meta,
     view.comments);
 
@@ -745,6 +746,14 @@ function createTaskView(task) {
         if (current) fillAssignees(view);
         throw error;
       }
+    });
+  });
+  view.watchButton.addEventListener('click', () => {
+    void run(view.watchButton, 'Watching the task', async () => {
+      const watching = (S.tasks.get(id)?.watcher_ids || []).includes(S.me.id);
+      if (watching) await api().removeWatcher(id, S.me.id);
+      else await api().addWatcher(id, S.me.id);
+      watcherEvent(!watching, { task_id: id, user_id: S.me.id });
     });
   });
   view.deleteButton.addEventListener('click', () => {
@@ -792,7 +801,19 @@ function fillTaskView(view, task) {
   fillAssignees(view);
   view.deleteButton.hidden = !can.deleteTask(task);
   const due = task.due_date ? ` · due ${task.due_date}` : '';
-  view.meta.textContent = `created by ${nameOf(task.created_by)} · updated ${timeOf(task.updated_at)}${due}`;
+  const watchers = task.watcher_ids || [];
+  view.meta.textContent = `created by ${nameOf(task.created_by)} · updated ${timeOf(task.updated_at)}${due} · watched by ${watchers.map(nameOf).join(', ') || 'nobody'}`;
+  view.watchButton.textContent = S.me && watchers.includes(S.me.id) ? 'Unwatch' : 'Watch';
+}
+
+/** A watcher added or removed (by an event, or by this page): the task's watcher_ids follow. */
+function watcherEvent(added, data) {
+  const task = S.tasks.get(data.task_id);
+  const view = S.taskViews.get(data.task_id);
+  if (!task || !view) return;
+  const others = (task.watcher_ids || []).filter((w) => w !== data.user_id);
+  task.watcher_ids = added ? [...others, data.user_id] : others;
+  fillTaskView(view, task);
 }
 
 /** "a, b ,c" as ["a", "b", "c"]. */
@@ -1047,6 +1068,10 @@ function summary(frame) {
   if (type === 'error') return `${frame.code}: ${frame.message}`;
   if (type === 'pong') return 'pong';
   if (type === 'task.deleted') { const t = S.tasks.get(d.id); return `task ${t ? '"' + clip(t.title, 60) + '"' : short(d.id)} deleted`; }
+  if (type === 'task.watcher_added' || type === 'task.watcher_removed') {
+    const t = S.tasks.get(d.task_id);
+    return `${nameOf(d.user_id)} ${type === 'task.watcher_added' ? 'watches' : 'stopped watching'} ${t ? '"' + clip(t.title, 60) + '"' : 'task ' + short(d.task_id)}`;
+  }
   if (type.startsWith('task.')) {
     const parts = [d.title !== undefined ? `"${clip(d.title, 60)}"` : 'task ' + short(d.id), d.status, d.priority];
     if (type === 'task.assigned' || d.assignee_id) parts.push(d.assignee_id ? '→ ' + nameOf(d.assignee_id) : 'unassigned');
@@ -1361,6 +1386,8 @@ function applyEvent(frame) {
       upsertTask(data, true); break;
     case 'task.deleted':
       removeTask(data.id || frame.aggregate_id); break;
+    case 'task.watcher_added': case 'task.watcher_removed':
+      watcherEvent(frame.type === 'task.watcher_added', data); break;
     case 'comment.created': case 'comment.updated': case 'comment.deleted':
       commentEvent(frame.type, data, frame.aggregate_id); break;
     case 'custom.message':

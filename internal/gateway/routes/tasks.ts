@@ -1,6 +1,6 @@
 import type { UpdateTaskRequest } from "../../../api/gen/taskboard/task/v1/task.js";
 import { toPatch, withoutNulls } from "../../../api/contracts/shape.js";
-import { AssignTask, CreateTask, Task, TaskList, TaskListQuery, UpdateTask } from "../../../api/contracts/task.js";
+import { AssignTask, CreateTask, Task, TaskList, TaskListQuery, UpdateTask, WatcherList } from "../../../api/contracts/task.js";
 import { json, noContent, route, type Route } from "../router.js";
 import { presentPage, presentTask } from "../presenters.js";
 import { itemCaller, onBehalfOf, type Services } from "../services.js";
@@ -116,5 +116,39 @@ export function taskRoutes(services: Services): Route[] {
         return json(200, presentTask(await tasks.call("assignTask", request, onBehalfOf(ctx))));
       },
     }),
+    route({
+      method: "get",
+      path: "/tasks/{task_id}/watchers",
+      auth: "user",
+      doc: {
+        operationId: "listWatchers",
+        summary: "Who watches a task",
+        description: "Who: member. User ids, in the order they began watching; the creator and every assignee watch a task from the start.",
+        tag: "Tasks",
+        ok: { status: 200, description: "The watchers.", schema: WatcherList },
+      },
+      handle: async (ctx) => json(200, await tasks.call("listWatchers", { task_id: ctx.params.task_id! }, onBehalfOf(ctx))),
+    }),
+    ...(["put", "delete"] as const).map((method) =>
+      route({
+        method,
+        path: "/tasks/{task_id}/watchers/{user_id}",
+        auth: "user",
+        doc: {
+          operationId: method === "put" ? "addWatcher" : "removeWatcher",
+          summary: method === "put" ? "Watch a task" : "Stop watching a task",
+          description:
+            "Who: a member for themself; owner or admin for any member. The user must be a member of the task's workspace (422). Idempotent: nothing changes, and no event is published, when it already is as asked; otherwise `task.watcher_added` / `task.watcher_removed` with `data` `{task_id, user_id}`.",
+          tag: "Tasks",
+          ok: { status: 204, description: method === "put" ? "The user watches the task." : "The user does not watch the task." },
+          errors: [422],
+        },
+        handle: async (ctx) => {
+          const ref = { task_id: ctx.params.task_id!, user_id: ctx.params.user_id! };
+          await tasks.call(method === "put" ? "addWatcher" : "removeWatcher", ref, onBehalfOf(ctx));
+          return noContent();
+        },
+      }),
+    ),
   ];
 }

@@ -44,6 +44,8 @@ export interface Task {
   created_at: string;
   updated_at: string;
   labels: string[];
+  /** Who hears about the task: its creator, every assignee, and who chose to watch it. */
+  watcher_ids: string[];
 }
 
 export interface TaskList {
@@ -183,6 +185,15 @@ export interface TaskResults {
   results: TaskResult[];
 }
 
+export interface WatcherRef {
+  task_id: string;
+  user_id: string;
+}
+
+export interface Watchers {
+  items: string[];
+}
+
 function createBaseTask(): Task {
   return {
     id: "",
@@ -197,6 +208,7 @@ function createBaseTask(): Task {
     created_at: "",
     updated_at: "",
     labels: [],
+    watcher_ids: [],
   };
 }
 
@@ -237,6 +249,9 @@ export const Task: MessageFns<Task> = {
     }
     for (const v of message.labels) {
       writer.uint32(98).string(v!);
+    }
+    for (const v of message.watcher_ids) {
+      writer.uint32(106).string(v!);
     }
     return writer;
   },
@@ -348,6 +363,14 @@ export const Task: MessageFns<Task> = {
             }
 
             message.labels.push(reader.string());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.watcher_ids.push(reader.string());
             continue;
           }
         }
@@ -1834,6 +1857,109 @@ export const TaskResults: MessageFns<TaskResults> = {
   },
 };
 
+function createBaseWatcherRef(): WatcherRef {
+  return { task_id: "", user_id: "" };
+}
+
+export const WatcherRef: MessageFns<WatcherRef> = {
+  encode(message: WatcherRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task_id !== "") {
+      writer.uint32(10).string(message.task_id);
+    }
+    if (message.user_id !== "") {
+      writer.uint32(18).string(message.user_id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatcherRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatcherRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.task_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.user_id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseWatchers(): Watchers {
+  return { items: [] };
+}
+
+export const Watchers: MessageFns<Watchers> = {
+  encode(message: Watchers, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Watchers {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchers();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * Tasks and comments. Every call needs a user's access token (the user must be
  * a member of the workspace), except the Stream* calls, which are internal.
@@ -1896,6 +2022,36 @@ export const TaskServiceService = {
     requestDeserialize: (value: Buffer): AssignTaskRequest => AssignTaskRequest.decode(value),
     responseSerialize: (value: Task): Buffer => Buffer.from(Task.encode(value).finish()),
     responseDeserialize: (value: Buffer): Task => Task.decode(value),
+  },
+  /** Members; the answer is the user ids, in the order they began watching. */
+  listWatchers: {
+    path: "/taskboard.task.v1.TaskService/ListWatchers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TaskRef): Buffer => Buffer.from(TaskRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TaskRef => TaskRef.decode(value),
+    responseSerialize: (value: Watchers): Buffer => Buffer.from(Watchers.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Watchers => Watchers.decode(value),
+  },
+  /** A member for themself; an owner or admin for any member. Idempotent. */
+  addWatcher: {
+    path: "/taskboard.task.v1.TaskService/AddWatcher" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WatcherRef): Buffer => Buffer.from(WatcherRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatcherRef => WatcherRef.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /** As AddWatcher. */
+  removeWatcher: {
+    path: "/taskboard.task.v1.TaskService/RemoveWatcher" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WatcherRef): Buffer => Buffer.from(WatcherRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatcherRef => WatcherRef.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   createComment: {
     path: "/taskboard.task.v1.TaskService/CreateComment" as const,
@@ -2010,6 +2166,12 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   deleteTask: handleUnaryCall<TaskRef, Empty>;
   /** The assignee must be a member (FAILED_PRECONDITION otherwise); absent unassigns. */
   assignTask: handleUnaryCall<AssignTaskRequest, Task>;
+  /** Members; the answer is the user ids, in the order they began watching. */
+  listWatchers: handleUnaryCall<TaskRef, Watchers>;
+  /** A member for themself; an owner or admin for any member. Idempotent. */
+  addWatcher: handleUnaryCall<WatcherRef, Empty>;
+  /** As AddWatcher. */
+  removeWatcher: handleUnaryCall<WatcherRef, Empty>;
   createComment: handleUnaryCall<CreateCommentRequest, Comment>;
   /** Oldest first. */
   listComments: handleUnaryCall<ListCommentsRequest, CommentList>;
@@ -2120,6 +2282,45 @@ export interface TaskServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Task) => void,
+  ): ClientUnaryCall;
+  /** Members; the answer is the user ids, in the order they began watching. */
+  listWatchers(request: TaskRef, callback: (error: ServiceError | null, response: Watchers) => void): ClientUnaryCall;
+  listWatchers(
+    request: TaskRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Watchers) => void,
+  ): ClientUnaryCall;
+  listWatchers(
+    request: TaskRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Watchers) => void,
+  ): ClientUnaryCall;
+  /** A member for themself; an owner or admin for any member. Idempotent. */
+  addWatcher(request: WatcherRef, callback: (error: ServiceError | null, response: Empty) => void): ClientUnaryCall;
+  addWatcher(
+    request: WatcherRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  addWatcher(
+    request: WatcherRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** As AddWatcher. */
+  removeWatcher(request: WatcherRef, callback: (error: ServiceError | null, response: Empty) => void): ClientUnaryCall;
+  removeWatcher(
+    request: WatcherRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  removeWatcher(
+    request: WatcherRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
   ): ClientUnaryCall;
   createComment(
     request: CreateCommentRequest,

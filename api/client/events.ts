@@ -25,6 +25,8 @@ export interface EventDataMap {
   "task.assigned": Task;
   "task.watcher_added": Watching;
   "task.watcher_removed": Watching;
+  "task.due_soon": Task;
+  "task.overdue": Task;
   "comment.created": Comment;
   "comment.updated": Comment;
   "comment.deleted": Deleted;

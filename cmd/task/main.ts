@@ -5,6 +5,7 @@ import { runService } from "../../internal/platform/bootstrap.js";
 import { loadTaskConfig } from "../../internal/task/config.js";
 import { taskHandlers } from "../../internal/task/server.js";
 import { TaskService } from "../../internal/task/service.js";
+import { DueDateReminders } from "../../internal/task/reminders.js";
 import { TaskStore } from "../../internal/task/store.js";
 
 runService("task", loadTaskConfig, async (platform, config) => {
@@ -12,8 +13,13 @@ runService("task", loadTaskConfig, async (platform, config) => {
   const { subjects } = await platform.nats();
   const auth = platform.client(AuthServiceClient, config.AUTH_ADDR);
   const memberships = await platform.memberships(platform.client(WorkspaceServiceClient, config.WORKSPACE_ADDR));
-  const service = new TaskService(new TaskStore(sql), await platform.outbox(sql, "task"), memberships);
+  const store = new TaskStore(sql);
+  const outbox = await platform.outbox(sql, "task");
+  const service = new TaskService(store, outbox, memberships);
   for (const subscription of service.subscriptions(subjects, platform.log)) await platform.consume(subscription);
+  const reminders = new DueDateReminders(store, outbox, config.REMINDER_LEAD_MINUTES * 60_000, config.REMINDER_POLL_MS, platform.log);
+  reminders.start();
+  platform.onStop("consumers", "reminders", () => reminders.close());
 
   const verifier = platform.tokens(auth);
   platform.grpc().add(TaskServiceService, taskHandlers(service, (token) => verifier.verify(token)));

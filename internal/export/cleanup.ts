@@ -1,4 +1,5 @@
 import type { Logger } from "../platform/logger.js";
+import { Periodic } from "../platform/periodic.js";
 import type { ExportStore } from "./store.js";
 
 /**
@@ -7,31 +8,22 @@ import type { ExportStore } from "./store.js";
  * hide expired jobs, so expiry is exact whatever the interval.
  */
 export class ExpiredExportsCleanup {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly periodic: Periodic;
 
   constructor(
     private readonly store: ExportStore,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.periodic = new Periodic("expired exports cleanup", intervalMs, () => this.sweep(), log);
+  }
 
   start(): void {
-    this.tick();
-    this.timer = setInterval(() => this.tick(), this.intervalMs);
-    this.timer.unref();
+    this.periodic.start();
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  private tick(): void {
-    if (this.running) return;
-    this.running = this.sweep()
-      .catch((error: unknown) => this.log.warn({ err: error }, "expired exports cleanup failed; will retry"))
-      .finally(() => (this.running = undefined));
+  close(): Promise<void> {
+    return this.periodic.close();
   }
 
   private async sweep(): Promise<void> {

@@ -13,6 +13,7 @@ import type { NotifyMetrics } from "./metrics.js";
 import type { DeliveryKey, DeliveryStore } from "./store.js";
 import {
   commentCreatedMail,
+  dueSoonMail,
   passwordResetMail,
   statusChangedMail,
   taskAssignedMail,
@@ -24,7 +25,14 @@ import {
 } from "./templates.js";
 
 /** The event types notify mails about. */
-export const NOTIFIED_TYPES = ["task.created", "task.assigned", "task.updated", "comment.created", "user.password_reset_requested"] as const;
+export const NOTIFIED_TYPES = [
+  "task.created",
+  "task.assigned",
+  "task.updated",
+  "task.due_soon",
+  "comment.created",
+  "user.password_reset_requested",
+] as const;
 
 /** The workspace_id under which mails that belong to no workspace (account mails) are recorded. */
 export const ACCOUNT_MAILS = "00000000-0000-0000-0000-000000000000";
@@ -61,6 +69,7 @@ const taskData = z.object({
   assignee_id: z.string().nullable().optional(),
   created_by: z.string(),
   status: z.string().default(""),
+  due_date: z.string().nullable().optional(),
   watcher_ids: z.array(z.string()).default([]),
 });
 const commentData = z.object({ id: z.string(), task_id: z.string(), author_id: z.string(), content: z.string(), created_at: z.string() });
@@ -87,6 +96,7 @@ function authorOf(event: Event): string | undefined {
  *   assigned it to Y"), unless they did it themselves (the actor is never mailed
  *   about their own action); nothing when the assignee was cleared;
  * - task.updated, when its `changes` name `status`: the task's watchers;
+ * - task.due_soon (the task service's reminders): the assignee;
  * - comment.created: the task's creator, its assignee, its watchers and the
  *   authors of the task's earlier comments, except the comment's author (nothing
  *   when the task is gone);
@@ -189,6 +199,14 @@ export class NotifyService {
         const { title, description, status, watcher_ids } = task.data;
         candidates = watcher_ids;
         compose = (ctx, actorName) => statusChangedMail(ctx, { actorName, title, description, status });
+        break;
+      }
+      case "task.due_soon": {
+        const task = taskData.safeParse(event.data);
+        if (!task.success || !task.data.due_date) return this.skip(event, "task data unreadable");
+        const { assignee_id, title, description, due_date } = task.data;
+        candidates = [assignee_id];
+        compose = (ctx) => dueSoonMail(ctx, { title, description, dueDate: due_date });
         break;
       }
       case "comment.created": {

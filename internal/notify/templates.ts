@@ -92,6 +92,17 @@ export function statusChangedMail(ctx: MailContext, facts: { actorName: string; 
   });
 }
 
+export function dueSoonMail(ctx: MailContext, facts: { title: string; description: string; dueDate: string }): Mail {
+  const due = new Date(facts.dueDate).toUTCString();
+  return compose(ctx, {
+    subject: `Due soon: ${facts.title}`,
+    lead: `A task assigned to you is due ${due}:`,
+    leadHtml: html`A task assigned to you is due <strong>${due}</strong>:`,
+    title: facts.title,
+    quote: facts.description,
+  });
+}
+
 export function commentCreatedMail(
   ctx: MailContext,
   facts: { authorName: string; taskTitle: string; content: string },

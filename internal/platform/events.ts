@@ -16,6 +16,8 @@ export const eventCatalogue = {
   "task.assigned": { domain: "tasks", action: "assigned" },
   "task.watcher_added": { domain: "tasks", action: "watcher_added" },
   "task.watcher_removed": { domain: "tasks", action: "watcher_removed" },
+  "task.due_soon": { domain: "tasks", action: "due_soon" },
+  "task.overdue": { domain: "tasks", action: "overdue" },
   "comment.created": { domain: "comments", action: "created" },
   "comment.updated": { domain: "comments", action: "updated" },
   "comment.deleted": { domain: "comments", action: "deleted" },

@@ -4,6 +4,7 @@ import { fieldsOf, rowToMessage } from "../../api/contracts/shape.js";
 import { Task as TaskContract, type TaskFilter, type UpdateTask } from "../../api/contracts/task.js";
 import type { z } from "zod";
 import type { Sql, TransactionSql } from "../platform/postgres.js";
+import type { DueReminder } from "./reminders.js";
 
 /**
  * A task's columns are its contract's fields (api/contracts/task.ts), plus
@@ -129,6 +130,36 @@ export class TaskStore {
       select ${this.sql(TASK_COLUMNS)} from task.tasks
       where workspace_id = ${workspaceId} and seq > ${after}::bigint
       order by seq limit ${limit}`;
+  }
+
+  /**
+   * Claims up to `limit` reminders whose time has come (due_soon `leadMs` before the due
+   * date, overdue at it), locked until the transaction ends and skipped by other
+   * replicas meanwhile, with their tasks as they are now.
+   */
+  async claimDueReminders(tx: TransactionSql, leadMs: number, limit: number): Promise<DueReminder[]> {
+    const rows = await tx<(TaskRow & { reminder_kind: DueReminder["kind"]; reminder_due: Date })[]>`
+      with due as (
+        select r.workspace_id, r.task_id, r.kind, r.due_date from task.reminders r
+        where r.fired_at is null
+          and r.due_date - case r.kind when 'due_soon' then ${leadMs}::bigint * interval '1 millisecond' else interval '0' end <= now()
+        order by r.due_date
+        limit ${limit}
+        for update of r skip locked)
+      select ${tx(TASK_COLUMNS.map((c) => `t.${c}`))}, due.kind as reminder_kind, due.due_date as reminder_due
+      from due join task.tasks t on t.workspace_id = due.workspace_id and t.id = due.task_id`;
+    return rows.map(({ reminder_kind, reminder_due, ...task }) => ({ kind: reminder_kind, due_date: reminder_due, task }));
+  }
+
+  async markFired(tx: TransactionSql, reminders: DueReminder[]): Promise<void> {
+    if (reminders.length === 0) return;
+    await tx`
+      update task.reminders r set fired_at = now()
+      from (select unnest(${reminders.map((r) => r.task.workspace_id)}::uuid[]) as workspace_id,
+                   unnest(${reminders.map((r) => r.task.id)}::uuid[]) as task_id,
+                   unnest(${reminders.map((r) => r.kind)}::text[]) as kind,
+                   unnest(${reminders.map((r) => r.due_date.toISOString())}::timestamptz[]) as due_date) f
+      where r.workspace_id = f.workspace_id and r.task_id = f.task_id and r.kind = f.kind and r.due_date = f.due_date`;
   }
 
   async insertComment(

@@ -266,6 +266,29 @@ test("page: Watch and Unwatch change who watches a task, and the other page foll
   expect((await bob.user.api.get(`/tasks/${created.body.id}/watchers`)).body.items).toEqual([ann.user.id]);
 });
 
+test("page: an owner makes a group and fills it from the page; a member's group message reaches the group only", { timeout: 60_000 }, async () => {
+  const name = `Pair ${Date.now()}`;
+  await ann.page.getByTestId("group-name-input").fill(name);
+  await ann.page.getByTestId("group-create-button").click();
+  const item = byTestId(ann.page, "group-item").filter({ hasText: name });
+  await item.waitFor({ timeout: UI_TIMEOUT });
+  await item.getByTestId("group-member-add").selectOption(bob.user.id);
+  await item.getByTestId("group-member").filter({ hasText: "Bob" }).waitFor({ timeout: UI_TIMEOUT });
+  // Bob, a plain member, sees the group (an event told his page) and may write to it, not manage it.
+  await byTestId(bob.page, "group-item").filter({ hasText: name }).waitFor({ timeout: UI_TIMEOUT });
+  expect(await byTestId(bob.page, "group-form").isHidden()).toBe(true);
+  await bob.page.getByTestId("message-group-select").selectOption({ label: `to ${name}` });
+  await bob.page.getByTestId("message-input").fill("just us two");
+  await bob.page.getByTestId("message-send-button").click();
+  await byTestId(bob.page, "message-item").filter({ hasText: "just us two" }).getByTestId("message-group").filter({ hasText: name }).waitFor({ timeout: UI_TIMEOUT });
+  // Then one to everyone: once Ann has it, she would have had the group's too.
+  await bob.page.getByTestId("message-group-select").selectOption("");
+  await bob.page.getByTestId("message-input").fill("hello all");
+  await bob.page.getByTestId("message-send-button").click();
+  await byTestId(ann.page, "message-item").filter({ hasText: "hello all" }).waitFor({ timeout: UI_TIMEOUT });
+  expect(await byTestId(ann.page, "message-item").filter({ hasText: "just us two" }).count()).toBe(0);
+});
+
 test("page: the event log's type filter shows only the chosen kind of events", { timeout: 60_000 }, async () => {
   const page = bob.page;
   const message = `filtered message ${Date.now()}`;

@@ -24,6 +24,7 @@ const INTERNAL: Record<string, { callers: Caller[]; user: boolean }> = {
   "auth.unsubscribeTokens": { callers: ["notify"], user: false },
   "workspace.getMembership": { callers: ["gateway", "task"], user: true },
   "workspace.listMemberIds": { callers: ["notify"], user: false },
+  "workspace.listGroups": { callers: ["gateway"], user: true },
   "task.getTask": { callers: ["notify"], user: true },
   "task.listComments": { callers: ["notify"], user: true },
   "task.streamTasks": { callers: ["export"], user: false },
@@ -36,7 +37,7 @@ const INTERNAL: Record<string, { callers: Caller[]; user: boolean }> = {
 const none = {} as never;
 const declared: Record<string, Record<string, { access: Access }>> = {
   auth: authHandlers(none),
-  workspace: workspaceHandlers(none),
+  workspace: workspaceHandlers(none, none),
   task: taskHandlers(none, none),
   export: exportHandlers(none),
 };
@@ -73,6 +74,7 @@ function calls(as: "anonymous" | "user" | Caller): Record<string, () => Promise<
     "auth.unsubscribeTokens": () => auth.call("unsubscribeTokens", { user_ids: [owner.id], emails: [] }, call),
     "workspace.getMembership": () => workspace.call("getMembership", { workspace_id: workspaceId, user_id: owner.id }, call),
     "workspace.listMemberIds": () => workspace.call("listMemberIds", { workspace_id: workspaceId }, call),
+    "workspace.listGroups": () => workspace.call("listGroups", { workspace_id: workspaceId }, call),
     "task.getTask": () => task.call("getTask", { task_id: taskId }, call),
     "task.listComments": () => task.call("listComments", { task_id: taskId, page: { limit: 10, cursor: "" } }, call),
     "task.streamTasks": () => drain(task.stream("streamTasks", { workspace_id: workspaceId }, call)),
@@ -118,6 +120,7 @@ describe("internal credentials", () => {
     // that skips a user's authorisation: its methods authorise every item by its own token.
     expect(Object.entries(INTERNAL).filter(([, rule]) => rule.callers.includes("gateway")).map(([name]) => name)).toEqual([
       "workspace.getMembership",
+      "workspace.listGroups",
       "task.createTasks",
       "task.getTasks",
     ]);

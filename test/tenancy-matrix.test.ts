@@ -33,7 +33,10 @@ beforeAll(async () => {
   const task = await a.api.post(`/workspaces/${ws.body.id}/tasks`, { title: `${SECRET} task`, description: SECRET });
   const comment = await a.api.post(`/workspaces/${ws.body.id}/comments`, { task_id: task.body.id, content: `${SECRET} comment` });
   const job = await a.api.post(`/workspaces/${ws.body.id}/exports`, { type: "tasks", format: "csv" });
-  Object.assign(ids, { workspace_id: ws.body.id, task_id: task.body.id, comment_id: comment.body.id, job_id: job.body.id, user_id: a.id });
+  const group = await a.api.post(`/workspaces/${ws.body.id}/groups`, { name: `${SECRET} group` });
+  await a.api.put(`/workspaces/${ws.body.id}/groups/${group.body.id}/members/${a.id}`);
+  await a.api.post(`/workspaces/${ws.body.id}/groups/${group.body.id}/broadcast`, { content: SECRET });
+  Object.assign(ids, { workspace_id: ws.body.id, task_id: task.body.id, comment_id: comment.body.id, job_id: job.body.id, user_id: a.id, group_id: group.body.id });
   for (const id of Object.values(ids)) expect(id).toMatch(/^[0-9a-f-]{36}$/);
 });
 
@@ -53,6 +56,8 @@ const validBodies: Record<string, unknown> = {
   createExport: { type: "tasks", format: "json" },
   createRealtimeTicket: { workspace_id: "" },
   broadcastMessage: { content: "planted" },
+  createGroup: { name: "planted" },
+  broadcastToGroup: { content: "planted" },
 };
 
 describe("tenancy matrix", () => {

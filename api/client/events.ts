@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { Comment } from "../contracts/comment.js";
 import type { ExportJob } from "../contracts/export-job.js";
+import type { Group } from "../contracts/group.js";
 import type { Member } from "../contracts/member.js";
 import type { Connected } from "../contracts/realtime.js";
 import type { Task } from "../contracts/task.js";
@@ -36,6 +37,10 @@ export interface EventDataMap {
   "member.added": Member;
   "member.removed": Partial<Member> & Record<string, unknown>;
   "member.role_changed": Member;
+  "group.created": Group;
+  "group.deleted": Deleted & { workspace_id: string };
+  "group.member_added": Group;
+  "group.member_removed": Group;
   "export.created": ExportJob;
   "export.progress": ExportJob;
   "export.completed": ExportJob;

@@ -5,6 +5,7 @@ import type * as comment from "../contracts/comment.js";
 import type * as event from "../contracts/event.js";
 import type * as exportJob from "../contracts/export-job.js";
 import type * as fields from "../contracts/fields.js";
+import type * as group from "../contracts/group.js";
 import type * as member from "../contracts/member.js";
 import type * as realtime from "../contracts/realtime.js";
 import type * as system from "../contracts/system.js";
@@ -70,6 +71,13 @@ export const operations = {
   listEvents: { method: "GET", path: "/workspaces/{workspace_id}/events", auth: "user", params: ["workspace_id"], status: 200, answer: "json", query: true },
   getRealtimeStats: { method: "GET", path: "/realtime/stats", auth: "admin", params: [], status: 200, answer: "json" },
   getEventStats: { method: "GET", path: "/events/stats", auth: "admin", params: [], status: 200, answer: "json" },
+  createGroup: { method: "POST", path: "/workspaces/{workspace_id}/groups", auth: "user", params: ["workspace_id"], status: 201, answer: "json", body: true },
+  listGroups: { method: "GET", path: "/workspaces/{workspace_id}/groups", auth: "user", params: ["workspace_id"], status: 200, answer: "json" },
+  deleteGroup: { method: "DELETE", path: "/workspaces/{workspace_id}/groups/{group_id}", auth: "user", params: ["workspace_id", "group_id"], status: 204, answer: "none" },
+  addGroupMember: { method: "PUT", path: "/workspaces/{workspace_id}/groups/{group_id}/members/{user_id}", auth: "user", params: ["workspace_id", "group_id", "user_id"], status: 204, answer: "none" },
+  removeGroupMember: { method: "DELETE", path: "/workspaces/{workspace_id}/groups/{group_id}/members/{user_id}", auth: "user", params: ["workspace_id", "group_id", "user_id"], status: 204, answer: "none" },
+  broadcastToGroup: { method: "POST", path: "/workspaces/{workspace_id}/groups/{group_id}/broadcast", auth: "user", params: ["workspace_id", "group_id"], status: 202, answer: "json", body: true },
+  listGroupMessages: { method: "GET", path: "/workspaces/{workspace_id}/groups/{group_id}/messages", auth: "user", params: ["workspace_id", "group_id"], status: 200, answer: "json", query: true },
 } as const;
 
 export type OperationId = keyof typeof operations;
@@ -129,6 +137,13 @@ export interface OperationTypes {
   listEvents: { params: { workspace_id: string }; body: undefined; query: QueryInput<z.input<typeof event.EventsQuery>>; result: z.output<typeof event.EventList> };
   getRealtimeStats: { params: Record<string, never>; body: undefined; query: undefined; result: z.output<typeof system.RealtimeStats> };
   getEventStats: { params: Record<string, never>; body: undefined; query: undefined; result: z.output<typeof system.EventStats> };
+  createGroup: { params: { workspace_id: string }; body: z.input<typeof group.CreateGroup>; query: undefined; result: z.output<typeof group.Group> };
+  listGroups: { params: { workspace_id: string }; body: undefined; query: undefined; result: z.output<typeof group.GroupList> };
+  deleteGroup: { params: { workspace_id: string; group_id: string }; body: undefined; query: undefined; result: void };
+  addGroupMember: { params: { workspace_id: string; group_id: string; user_id: string }; body: undefined; query: undefined; result: void };
+  removeGroupMember: { params: { workspace_id: string; group_id: string; user_id: string }; body: undefined; query: undefined; result: void };
+  broadcastToGroup: { params: { workspace_id: string; group_id: string }; body: z.input<typeof event.Broadcast>; query: undefined; result: z.output<typeof event.Event> };
+  listGroupMessages: { params: { workspace_id: string; group_id: string }; body: undefined; query: QueryInput<z.input<typeof event.GroupMessagesQuery>>; result: z.output<typeof event.EventList> };
 }
 
 export type OperationParams<K extends OperationId> = OperationTypes[K]["params"];
@@ -416,5 +431,40 @@ export abstract class Operations {
   /** Event-mesh statistics: `GET /events/stats` → 200 (system admin). */
   getEventStats(options?: CallOptions): Promise<OperationResult<"getEventStats">> {
     return this.call("getEventStats", {  }, options);
+  }
+
+  /** Create a group: `POST /workspaces/{workspace_id}/groups` → 201. */
+  createGroup(workspaceId: string, body: OperationBody<"createGroup">, options?: CallOptions): Promise<OperationResult<"createGroup">> {
+    return this.call("createGroup", { params: { workspace_id: workspaceId }, body }, options);
+  }
+
+  /** List groups: `GET /workspaces/{workspace_id}/groups` → 200. */
+  listGroups(workspaceId: string, options?: CallOptions): Promise<OperationResult<"listGroups">> {
+    return this.call("listGroups", { params: { workspace_id: workspaceId } }, options);
+  }
+
+  /** Delete a group: `DELETE /workspaces/{workspace_id}/groups/{group_id}` → 204. */
+  deleteGroup(workspaceId: string, groupId: string, options?: CallOptions): Promise<OperationResult<"deleteGroup">> {
+    return this.call("deleteGroup", { params: { workspace_id: workspaceId, group_id: groupId } }, options);
+  }
+
+  /** Add a member to a group: `PUT /workspaces/{workspace_id}/groups/{group_id}/members/{user_id}` → 204. */
+  addGroupMember(workspaceId: string, groupId: string, userId: string, options?: CallOptions): Promise<OperationResult<"addGroupMember">> {
+    return this.call("addGroupMember", { params: { workspace_id: workspaceId, group_id: groupId, user_id: userId } }, options);
+  }
+
+  /** Remove a member from a group: `DELETE /workspaces/{workspace_id}/groups/{group_id}/members/{user_id}` → 204. */
+  removeGroupMember(workspaceId: string, groupId: string, userId: string, options?: CallOptions): Promise<OperationResult<"removeGroupMember">> {
+    return this.call("removeGroupMember", { params: { workspace_id: workspaceId, group_id: groupId, user_id: userId } }, options);
+  }
+
+  /** Broadcast a message to a group: `POST /workspaces/{workspace_id}/groups/{group_id}/broadcast` → 202. */
+  broadcastToGroup(workspaceId: string, groupId: string, body: OperationBody<"broadcastToGroup">, options?: CallOptions): Promise<OperationResult<"broadcastToGroup">> {
+    return this.call("broadcastToGroup", { params: { workspace_id: workspaceId, group_id: groupId }, body }, options);
+  }
+
+  /** A group's messages of the last 7 days: `GET /workspaces/{workspace_id}/groups/{group_id}/messages` → 200. */
+  listGroupMessages(workspaceId: string, groupId: string, query?: OperationQuery<"listGroupMessages">, options?: CallOptions): Promise<OperationResult<"listGroupMessages">> {
+    return this.call("listGroupMessages", { params: { workspace_id: workspaceId, group_id: groupId }, query }, options);
   }
 }

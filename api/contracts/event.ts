@@ -21,6 +21,7 @@ export const Event = z
     timestamp: z.int().meta({ description: "Epoch milliseconds." }),
     seq: z.int().min(1).meta({ description: "The event's JetStream stream sequence." }),
     changes: z.array(z.string()).optional().meta({ description: "task.updated: the fields whose values changed." }),
+    group_id: out.id().optional().meta({ description: "custom.message of a group: delivered to the group's members only." }),
   })
   .meta({ id: "Event" });
 
@@ -46,3 +47,6 @@ export const Broadcast = z
     content: z.string("content must be a string").min(1, "content is required").max(10_000, "content must be at most 10000 characters"),
   })
   .meta({ id: "BroadcastRequest" });
+
+/** GET /workspaces/{id}/groups/{group_id}/messages: a group's messages of the last 7 days. */
+export const GroupMessagesQuery = pageQuery.extend({ since: EventsQuery.shape.since });

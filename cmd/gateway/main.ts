@@ -29,7 +29,7 @@ runService("gateway", loadGatewayConfig, async (platform, config) => {
   const server = new GatewayServer(platform.log);
   // The listener closes first (no new connections), then the sockets, then the app (open requests finish between).
   platform.onStop("listeners", "http listener", () => server.stopListening());
-  const realtime = await setUpRealtime(platform, config, server.app, memberships, verifier);
+  const realtime = await setUpRealtime(platform, config, server.app, memberships, clients.workspace, verifier);
   const { log, registry, health } = platform;
   const router = new Router({
     log,

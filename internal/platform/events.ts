@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Event as Envelope } from "../../api/gen/taskboard/events/v1/envelope.js";
 
-/** The envelope (envelope.proto), and for task.updated the fields whose values changed. */
-export type Event = Envelope & { changes?: string[] };
+/** The envelope (envelope.proto), for task.updated the fields whose values changed, for a group's custom.message its group. */
+export type Event = Envelope & { changes?: string[]; group_id?: string };
 
 /**
  * Every event type and the subject it is published on (ARCHITECTURE.md
@@ -27,6 +27,10 @@ export const eventCatalogue = {
   "member.added": { domain: "workspaces", action: "member_added" },
   "member.removed": { domain: "workspaces", action: "member_removed" },
   "member.role_changed": { domain: "workspaces", action: "member_role_changed" },
+  "group.created": { domain: "groups", action: "created" },
+  "group.deleted": { domain: "groups", action: "deleted" },
+  "group.member_added": { domain: "groups", action: "member_added" },
+  "group.member_removed": { domain: "groups", action: "member_removed" },
   "export.created": { domain: "exports", action: "created" },
   "export.progress": { domain: "exports", action: "progress" },
   "export.completed": { domain: "exports", action: "completed" },
@@ -56,6 +60,8 @@ export interface NewEvent {
   data: Record<string, unknown>;
   /** *.updated: the fields whose values changed. */
   changes?: string[] | undefined;
+  /** custom.message of a group: published on the group's subject, delivered to its members only. */
+  group_id?: string | undefined;
 }
 
 const decoder = new TextDecoder();
@@ -88,6 +94,7 @@ export function newEvent(input: NewEvent): Event {
     data: input.data,
     timestamp: Date.now(),
     ...(input.changes ? { changes: input.changes } : {}),
+    ...(input.group_id ? { group_id: input.group_id } : {}),
   };
 }
 
@@ -99,13 +106,25 @@ export function newEvent(input: NewEvent): Event {
 export class Subjects {
   constructor(readonly root: string) {}
 
-  /** The subject an event is published on. */
-  of(event: Pick<Event, "type" | "workspace_id">): string {
+  /** The subject an event is published on (a group's custom.message: its group's subject). */
+  of(event: Pick<Event, "type" | "workspace_id" | "group_id">): string {
     if (!isEventType(event.type)) throw new Error(`unknown event type ${event.type}`);
     const { domain, action } = eventCatalogue[event.type];
     if (domain === "auth") return `${this.root}.auth.users.${action}`;
     if (!event.workspace_id) throw new Error(`event ${event.type} needs a workspace_id`);
+    if (event.type === "custom.message" && event.group_id) return this.group(event.workspace_id, event.group_id);
     return `${this.root}.${domain}.${event.workspace_id}.${action}`;
+  }
+
+  /** The subject of a group's messages: `<root>.realtime.<ws>.group.<group_id>` (inside the room's filter). */
+  group(workspaceId: string, groupId: string): string {
+    return `${this.root}.realtime.${workspaceId}.group.${groupId}`;
+  }
+
+  /** The group of a group message's subject; undefined for any other subject. */
+  groupOf(subject: string): string | undefined {
+    const tokens = subject.split(".");
+    return tokens.length === 5 && tokens[1] === "realtime" && tokens[3] === "group" ? tokens[4] : undefined;
   }
 
   /** The stored subject of one event type across all workspaces (a durable consumer's filter). */

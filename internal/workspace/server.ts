@@ -1,9 +1,10 @@
 import { WorkspaceServiceService } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import type { Handlers } from "../platform/grpc-server.js";
+import type { Groups } from "./groups.js";
 import type { WorkspaceService } from "./service.js";
 
 /** gRPC handlers of taskboard.workspace.v1.WorkspaceService. */
-export function workspaceHandlers(service: WorkspaceService): Handlers<typeof WorkspaceServiceService> {
+export function workspaceHandlers(service: WorkspaceService, groups: Groups): Handlers<typeof WorkspaceServiceService> {
   return {
     createWorkspace: { access: "user", handle: (req, ctx) => service.create(ctx.principal, req) },
     listWorkspaces: { access: "user", handle: (req, ctx) => service.list(ctx.principal, req) },
@@ -34,5 +35,17 @@ export function workspaceHandlers(service: WorkspaceService): Handlers<typeof Wo
     },
     // Whole member lists: notify's recipients.
     listMemberIds: { access: { callers: ["notify"] }, handle: (req) => service.memberIds(req) },
+    createGroup: { access: "user", handle: (req, ctx) => groups.create(ctx.principal, req) },
+    // Every group with its members for the gateway, whose rooms deliver group messages.
+    listGroups: { access: { user: true, callers: ["gateway"] }, handle: (req, ctx) => groups.list(ctx.principal, req) },
+    deleteGroup: {
+      access: "user",
+      handle: async (req, ctx) => {
+        await groups.delete(ctx.principal, req);
+        return {};
+      },
+    },
+    addGroupMember: { access: "user", handle: (req, ctx) => groups.setMember(ctx.principal, req, true) },
+    removeGroupMember: { access: "user", handle: (req, ctx) => groups.setMember(ctx.principal, req, false) },
   };
 }

@@ -22,6 +22,7 @@ import { userFields } from "../../api/contracts/user.js";
 import { CreateWorkspace, UpdateWorkspace, type WorkspaceRole } from "../../api/contracts/workspace.js";
 import { parseInput } from "../platform/validate.js";
 import { checkRole, MANAGERS, userOf } from "../platform/tenancy.js";
+import type { Groups } from "./groups.js";
 import { toMember, toWorkspace, type WorkspaceStore } from "./store.js";
 
 /** Resolves users through the auth service. */
@@ -52,6 +53,8 @@ export class WorkspaceService {
     private readonly store: WorkspaceStore,
     private readonly outbox: Outbox,
     private readonly directory: UserDirectory,
+    /** The workspace's groups: a member who leaves leaves them too. */
+    private readonly groups: Groups,
     private readonly changes: MembershipChanges = noAnnouncements,
   ) {}
 
@@ -181,6 +184,7 @@ export class WorkspaceService {
       if (!target) throw notFound("member");
       if (target.role === "owner") throw forbidden("the owner cannot be removed");
       await this.store.removeMember(tx, workspace_id, user_id);
+      await this.groups.leaveAll(tx, emit, principal, workspace_id, user_id);
       emit({
         type: "member.removed",
         workspace_id,

@@ -40,6 +40,7 @@ const S = {
   workspaces: [],
   ws: null,              // the picked workspace
   members: new Map(),    // user_id -> member
+  groups: [],            // the workspace's groups the user may see (owners and admins: all)
   names: new Map(),      // user_id -> name, kept after a member leaves (for the event log)
   exports: new Map(),    // export job id -> { job, view, lastEventAt }
   tasks: new Map(),      // task id -> task
@@ -352,6 +353,7 @@ const can = {
   editWorkspace: () => myRole() === 'owner' || myRole() === 'admin',   // PUT /workspaces/:id
   deleteWorkspace: () => myRole() === 'owner',                         // DELETE /workspaces/:id
   broadcast: () => myRole() === 'owner' || myRole() === 'admin',       // POST broadcast
+  manageGroups: () => myRole() === 'owner' || myRole() === 'admin',    // POST/DELETE groups, their members
   deleteTask: (task) => myRole() === 'owner' || myRole() === 'admin' || Boolean(task && S.me && task.created_by === S.me.id),
 };
 
@@ -428,6 +430,8 @@ function resetWorkspaceView() {
   $('presence-list').replaceChildren(); $('presence-count').textContent = '';
   $('task-list').replaceChildren(); $('task-status').textContent = ''; $('task-status').classList.remove('bad');
   $('message-list').replaceChildren();
+  S.groups = []; $('group-list').replaceChildren(); $('group-count').textContent = '';
+  $('message-group').replaceChildren(el('option', { value: '' }, 'to everyone'));
   $('event-log').replaceChildren(); unnamedEntries.clear();
   $('last-seq').textContent = '';
   S.exports.clear(); clearTimeout(exportPollTimer); exportPollTimer = null;
@@ -447,7 +451,7 @@ async function pickWorkspace(id) {
   renderWorkspaces();
   if (!S.ws) return;
   const pick = ++picks;
-  const others = Promise.all([loadTasks(), loadPresence(), loadExports()]);
+  const others = Promise.all([loadTasks(), loadPresence(), loadExports(), loadGroups()]);
   // The members first: the events the room catches up on name their users.
   await loadMembers();
   if (pick !== picks || !S.ws) return; // another workspace (or none) was picked meanwhile
@@ -1008,6 +1012,60 @@ $('export-form').addEventListener('submit', (event) => {
 });
 $('exports-refresh').addEventListener('click', () => void run($('exports-refresh'), 'Loading exports', loadExports));
 
+// ---------- groups ----------
+async function loadGroups() {
+  if (!S.ws) return;
+  const wsId = S.ws.id;
+  try {
+    const { items } = await api().listGroups(wsId);
+    if (!S.ws || S.ws.id !== wsId) return;
+    S.groups = items;
+    renderGroups();
+  } catch (error) {
+    if (!S.lostAccess) showError(error, 'Loading groups');
+  }
+}
+
+function renderGroups() {
+  const manage = can.manageGroups();
+  $('group-form').hidden = !manage;
+  $('group-count').textContent = S.groups.length ? `(${S.groups.length})` : '';
+  $('group-list').replaceChildren(...S.groups.map((group) => {
+    const members = group.member_ids.map((id) => el('span', { class: 'badge', testid: 'group-member', data: { userId: id } }, nameOf(id),
+      manage ? el('button', { type: 'button', class: 'link', testid: 'group-member-remove', title: 'Remove from the group', onclick: () => changeGroup(group, id, false) }, '×') : null));
+    const addable = [...S.members.values()].filter((m) => !group.member_ids.includes(m.user_id));
+    const add = manage && addable.length
+      ? el('select', { testid: 'group-member-add', 'aria-label': 'Add a member', onchange: (event) => { if (event.target.value) changeGroup(group, event.target.value, true); } },
+          el('option', { value: '' }, '+ member'), addable.map((m) => el('option', { value: m.user_id }, m.name)))
+      : null;
+    return el('li', { testid: 'group-item', data: { groupId: group.id } }, el('b', { testid: 'group-name' }, group.name), ': ', members, add);
+  }));
+  // The message form sends to everyone or to a group the user belongs to.
+  const select = $('message-group');
+  const chosen = select.value;
+  const mine = S.groups.filter((g) => S.me && g.member_ids.includes(S.me.id));
+  select.replaceChildren(el('option', { value: '' }, 'to everyone'), ...mine.map((g) => el('option', { value: g.id, selected: g.id === chosen }, 'to ' + g.name)));
+}
+
+function changeGroup(group, userId, join) {
+  void run(null, join ? 'Adding to the group' : 'Removing from the group', async () => {
+    if (join) await api().addGroupMember(S.ws.id, group.id, userId);
+    else await api().removeGroupMember(S.ws.id, group.id, userId);
+    await loadGroups();
+  });
+}
+
+$('group-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void run($('group-create'), 'Creating the group', async () => {
+    const name = $('group-name').value.trim();
+    if (!name) throw new Error('name the group first');
+    await api().createGroup(S.ws.id, { name });
+    $('group-name').value = '';
+    await loadGroups();
+  });
+});
+
 // ---------- messages ----------
 function messageText(data) {
   if (data && typeof data.text === 'string') return data.text;
@@ -1019,8 +1077,10 @@ function addMessage(frame) {
   const data = frame.data || {};
   const list = $('message-list');
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 20;
-  list.append(el('li', { testid: 'message-item', class: data.broadcast ? 'broadcast' : null, data: { seq: String(frame.seq) } },
+  const group = frame.group_id ? S.groups.find((g) => g.id === frame.group_id) : undefined;
+  list.append(el('li', { testid: 'message-item', class: data.broadcast ? 'broadcast' : null, data: { seq: String(frame.seq), groupId: frame.group_id } },
     el('small', {}, timeOf(frame.timestamp) + ' '),
+    frame.group_id ? el('span', { class: 'badge', testid: 'message-group' }, group ? group.name : 'group') : null,
     el('b', { testid: 'message-author' }, nameOf(frame.user_id)),
     data.broadcast ? ' (broadcast)' : '', ': ',
     el('span', { testid: 'message-text' }, messageText(data))));
@@ -1034,7 +1094,9 @@ $('message-form').addEventListener('submit', (event) => {
   const text = input.value.trim();
   if (!text) return;
   if (!live.sub || live.state !== 'open') { showError(new Error('not connected to the workspace room'), 'Sending the message'); return; }
-  try { live.sub.send({ text }); } // {"type":"custom.message","data":{text}} to the room
+  const groupId = $('message-group').value || undefined;
+  // {"type":"custom.message","data":{text}} to the room, with "group_id" to a group's members only
+  try { live.sub.send({ text }, { groupId }); }
   catch (error) { showError(error, 'Sending the message'); return; }
   input.value = '';
 });
@@ -1376,7 +1438,7 @@ async function reloadState() {
   S.tasks.clear(); S.taskViews.clear(); S.deletedTasks.clear();
   $('task-list').replaceChildren();
   renderTaskCount();
-  await Promise.all([loadTasks(), loadMembers(), loadExports(), loadPresence()]);
+  await Promise.all([loadTasks(), loadMembers(), loadExports(), loadPresence(), loadGroups()]);
 }
 
 function applyEvent(frame) {
@@ -1392,6 +1454,8 @@ function applyEvent(frame) {
       commentEvent(frame.type, data, frame.aggregate_id); break;
     case 'custom.message':
       addMessage(frame); break;
+    case 'group.created': case 'group.deleted': case 'group.member_added': case 'group.member_removed':
+      void loadGroups(); break;
     case 'presence.joined': case 'presence.left':
       loadPresenceSoon(); break;
     case 'member.removed':

@@ -4,6 +4,8 @@ export interface HistoryEntry {
   frame: Buffer;
   /** The same event as an SSE message, made when an SSE client first needs it (sse.ts). */
   sse?: Buffer;
+  /** A group message's audience: the users it may reach (rooms.ts); everyone's when absent. */
+  audience?: ReadonlySet<string> | undefined;
 }
 
 export interface HistoryLimits {

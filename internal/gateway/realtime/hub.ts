@@ -50,6 +50,11 @@ export class RoomHub {
     return count;
   }
 
+  /** Whether a user belongs to a group, as the workspace's room here knows it (false without a room). */
+  inGroup(workspaceId: string, groupId: string, userId: string): boolean {
+    return this.rooms.get(workspaceId)?.inGroup(groupId, userId) ?? false;
+  }
+
   /** Admits a newly opened socket to its workspace's room. */
   async join(conn: Connection): Promise<void> {
     let room = this.rooms.get(conn.workspaceId);

@@ -113,6 +113,7 @@ function setup(options: { historyEvents?: number } = {}) {
     log: createLogger("test", "silent"),
     streamState: () => stream.reader.state(),
     history: { maxEvents: options.historyEvents ?? 1_000, maxBytes: 8 * 1024 * 1024 },
+    groups: async () => new Map(),
     catchUpHighWater: 1024 * 1024,
     drainTimeoutMs: 1_000,
   };

@@ -48,6 +48,13 @@ export interface RoomDeps {
   catchUpHighWater: number;
   /** How long a catching-up client may take to drain before it is closed as slow. */
   drainTimeoutMs: number;
+  /** The workspace's groups and their members now (the workspace service; a fake in the unit tests). */
+  groups: (workspaceId: string) => Promise<Map<string, ReadonlySet<string>>>;
+}
+
+/** The live topic of one user's connections to a room: group messages reach their members through it. */
+export function userTopic(workspaceId: string, userId: string): string {
+  return `room:${workspaceId}:user:${userId}`;
 }
 
 /** How long a finished JetStream read stays for clients that come to it late. */
@@ -73,6 +80,13 @@ class HistoryReset extends Error {
  * need it (HistorySegment), then joins the topic at the exact event where
  * catch-up ended: no gap, no duplicate. A read that returns nothing never moves
  * a client on; only what JetStream has proven is covered does.
+ *
+ * Group messages (API.md "Groups") reach only the group's members: the room keeps
+ * each group's members, loaded at start and then set by every group event in stream
+ * order, and gives each group message the members of the moment it arrives as its
+ * audience. Live, it is published (serialised once) to the members' user topics,
+ * which every live connection joins with the room's topic (uWS keeps the order
+ * across topics); in catch-up, an entry is sent only to its audience.
  */
 export class Room {
   readonly topic: string;
@@ -92,6 +106,8 @@ export class Room {
   /** The oldest stored event of the workspace, looked up at most once a second. */
   private readonly firstSeq = cachedFor(1_000, () => this.deps.reader.firstSeq(this.filter));
   private disposed = false;
+  /** Each group's members; a set is replaced, never changed, so an audience stays as it was. */
+  private groups = new Map<string, ReadonlySet<string>>();
 
   constructor(
     readonly workspaceId: string,
@@ -142,6 +158,11 @@ export class Room {
     this.waiting.delete(conn);
   }
 
+  /** Whether a user is a member of a group of this room's workspace now. */
+  inGroup(groupId: string, userId: string): boolean {
+    return this.groups.get(groupId)?.has(userId) ?? false;
+  }
+
   /** Starts the feed over after its last event (after a NATS reconnect). */
   restartFeed(reason: string): void {
     this.feed?.restart(reason);
@@ -159,7 +180,12 @@ export class Room {
    * events would not fit in memory starts the feed at the latest event instead.
    */
   private async start(): Promise<void> {
-    const [state, latest] = await Promise.all([this.deps.streamState(), this.deps.reader.lastSeq(this.filter)]);
+    const [state, latest, groups] = await Promise.all([
+      this.deps.streamState(),
+      this.deps.reader.lastSeq(this.filter),
+      this.deps.groups(this.workspaceId),
+    ]);
+    this.groups = groups;
     this.epoch = state.epoch;
     this.latestAtStart = latest;
     const positions = [...this.connections]
@@ -193,14 +219,24 @@ export class Room {
     for (const conn of this.waiting) if (conn.position < event.seq) this.goLive(conn);
     const frame = eventFrame(event.data, event.seq);
     if (frame) {
-      const entry: HistoryEntry = { seq: event.seq, frame };
+      const audience = this.audienceOf(event.subject);
+      const entry: HistoryEntry = { seq: event.seq, frame, audience };
       this.history.append(entry);
       this.active = true;
-      this.deps.app.publish(this.topic, frame, false);
-      const listeners = this.deps.app.numSubscribers(this.topic) + this.deps.sse.publish(this.topic, entry);
+      let listeners = 0;
+      for (const topic of audience ? [...audience].map((userId) => userTopic(this.workspaceId, userId)) : [this.topic]) {
+        this.deps.app.publish(topic, frame, false);
+        listeners += this.deps.app.numSubscribers(topic) + this.deps.sse.publish(topic, entry);
+      }
       this.deps.metrics.delivered(listeners, event.storedAt);
     }
     this.applyEffects(event.subject, event.data);
+  }
+
+  /** A group message's audience (the group's members now); undefined for everyone's events. */
+  private audienceOf(subject: string): ReadonlySet<string> | undefined {
+    const groupId = this.deps.subjects.groupOf(subject);
+    return groupId === undefined ? undefined : (this.groups.get(groupId) ?? new Set());
   }
 
   /** The stream is gone: every client must reload (they reconnect and are told `recovered: false`). */
@@ -210,9 +246,10 @@ export class Room {
     for (const conn of [...this.connections]) endConnection(conn, CloseCode.restarting, "event history reset; reconnect");
   }
 
-  /** Membership changes close the sockets that may no longer listen. */
+  /** Membership changes close the sockets that may no longer listen; group events set the group's members. */
   private applyEffects(subject: string, data: Uint8Array): void {
     const tokens = subject.split(".");
+    if (tokens[tokens.length - 3] === "groups") return this.applyGroupEvent(data);
     if (tokens[tokens.length - 3] !== "workspaces") return;
     const action = tokens[tokens.length - 1];
     if (action === "deleted") {
@@ -223,6 +260,13 @@ export class Room {
         if (conn.userId === removed) endConnection(conn, CloseCode.removedFromWorkspace, "removed from workspace");
       }
     }
+  }
+
+  private applyGroupEvent(data: Uint8Array): void {
+    const event = decodeEvent(data);
+    if (!event) return;
+    if (event.type === "group.deleted") this.groups.delete(event.aggregate_id);
+    else if (Array.isArray(event.data?.["member_ids"])) this.groups.set(event.aggregate_id, new Set(event.data["member_ids"] as string[]));
   }
 
   /** Brings a client from its position to the room's head, then live. */
@@ -305,7 +349,7 @@ export class Room {
       for await (const message of this.deps.reader.read(this.filter, { afterSeq: segment.from }, { until: segment.end })) {
         if (message.seq > segment.end) break;
         const frame = eventFrame(message.data, message.seq);
-        if (frame) segment.add({ seq: message.seq, frame });
+        if (frame) segment.add({ seq: message.seq, frame, audience: this.audienceOf(message.subject) });
         if (segment.events.length >= this.deps.history.maxEvents && message.seq < segment.end) {
           segment.finish(message.seq);
           return;
@@ -333,6 +377,11 @@ export class Room {
       for (const entry of entries) {
         // A client that joined a shared read before it reached its position skips what it has.
         if (entry.seq <= conn.position) continue;
+        // A group message outside the client's groups: passed over, never sent.
+        if (entry.audience && !entry.audience.has(conn.userId)) {
+          conn.position = entry.seq;
+          continue;
+        }
         if (socket.send(conn.transport === "sse" ? sseEvent(entry) : entry.frame) === 2) {
           dropped = true;
           return;
@@ -367,6 +416,7 @@ export class Room {
     if (conn.phase === "closed" || !conn.socket) return;
     conn.phase = "live";
     conn.socket.subscribe(this.topic);
+    conn.socket.subscribe(userTopic(this.workspaceId, conn.userId));
   }
 
   private drained(conn: Connection): Promise<boolean> {

@@ -5,6 +5,8 @@ import type { Platform } from "../../platform/bootstrap.js";
 import { cachedFor } from "../../platform/cached.js";
 import { checkRole } from "../../platform/tenancy.js";
 import type { Memberships } from "../../platform/memberships.js";
+import type { ServiceClient } from "../../platform/grpc-client.js";
+import type { WorkspaceServiceClient } from "../../../api/gen/taskboard/workspace/v1/workspace.js";
 import type { AccessTokenVerifier } from "../../platform/access-tokens.js";
 import type { GatewayConfig } from "../config.js";
 import { RoomHub } from "./hub.js";
@@ -27,7 +29,14 @@ import { StreamReader } from "./stream-reader.js";
  * per-user connection limit), presence and replica statistics, each with its
  * shutdown step (sockets close before the connections they need).
  */
-export async function setUpRealtime(platform: Platform, config: GatewayConfig, app: TemplatedApp, memberships: Memberships, verifier: AccessTokenVerifier) {
+export async function setUpRealtime(
+  platform: Platform,
+  config: GatewayConfig,
+  app: TemplatedApp,
+  memberships: Memberships,
+  workspace: ServiceClient<WorkspaceServiceClient>,
+  verifier: AccessTokenVerifier,
+) {
   const { nc, js, jsm, subjects } = await platform.nats();
   const { log } = platform;
   const redis = await platform.redis();
@@ -57,6 +66,11 @@ export async function setUpRealtime(platform: Platform, config: GatewayConfig, a
       history: { maxEvents: config.WS_ROOM_HISTORY_EVENTS, maxBytes: config.WS_ROOM_HISTORY_BYTES },
       catchUpHighWater: Math.floor(config.WS_MAX_BACKPRESSURE_BYTES / 4),
       drainTimeoutMs: 10_000,
+      // Every group of the workspace with its members, asked as the gateway.
+      groups: async (workspaceId) => {
+        const { items } = await workspace.call("listGroups", { workspace_id: workspaceId }, { internal: true });
+        return new Map(items.map((group) => [group.id, new Set(group.member_ids)]));
+      },
     },
     nc,
     subjects,

@@ -166,7 +166,7 @@ export class SocketEndpoint {
         ws.send(pongFrame);
         return;
       case "custom.message":
-        return this.customMessage(conn, (frame as { data?: unknown }).data);
+        return this.customMessage(conn, (frame as { data?: unknown }).data, (frame as { group_id?: unknown }).group_id);
       case "auth":
         return this.reauthenticate(conn, (frame as { token?: unknown }).token);
       default:
@@ -195,9 +195,14 @@ export class SocketEndpoint {
     return false;
   }
 
-  private customMessage(conn: Connection, data: unknown): void {
+  /** A message to the room, or with `group_id` to the members of one of its groups (the sender must be one). */
+  private customMessage(conn: Connection, data: unknown, groupId: unknown): void {
     if (typeof data !== "object" || data === null || Array.isArray(data)) {
       conn.socket?.send(errorFrame("validation_failed", "custom.message needs a data object"));
+      return;
+    }
+    if (groupId !== undefined && (typeof groupId !== "string" || !this.deps.hub.inGroup(conn.workspaceId, groupId, conn.userId))) {
+      conn.socket?.send(errorFrame("forbidden", "group_id must name a group of this workspace you belong to"));
       return;
     }
     this.deps
@@ -209,6 +214,7 @@ export class SocketEndpoint {
           user_id: conn.userId,
           aggregate_id: conn.id,
           data: data as Record<string, unknown>,
+          group_id: groupId as string | undefined,
         }),
       )
       .catch((error: unknown) => {

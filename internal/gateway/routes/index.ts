@@ -6,6 +6,7 @@ import type { StaticFiles } from "../static-files.js";
 import { authRoutes } from "./auth.js";
 import { commentRoutes } from "./comments.js";
 import { exportRoutes } from "./exports.js";
+import { groupRoutes } from "./groups.js";
 import { realtimeRoutes, type RealtimeRouteDeps } from "./realtime.js";
 import { systemRoutes } from "./system.js";
 import { taskRoutes } from "./tasks.js";
@@ -30,6 +31,7 @@ export function gatewayRoutes(deps: RouteDeps): Route[] {
     ...commentRoutes(services),
     ...exportRoutes(services),
     ...realtimeRoutes(deps),
+    ...groupRoutes(deps),
   ];
 }
 

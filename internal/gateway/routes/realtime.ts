@@ -1,7 +1,9 @@
 import type { JetStreamManager } from "nats";
 import { DEFAULT_PAGE_SIZE } from "../../../api/contracts/fields.js";
-import { decodeCursor, encodeCursor } from "../../platform/cursor.js";
-import { decodeEvent, type Subjects } from "../../platform/events.js";
+import { decodeCursor } from "../../platform/cursor.js";
+import type { Subjects } from "../../platform/events.js";
+import { readEventPage } from "../event-pages.js";
+import { myGroups } from "../membership.js";
 import { badRequest } from "../../platform/errors.js";
 import { requireRole } from "../membership.js";
 import { bearerToken } from "../../platform/access-tokens.js";
@@ -30,11 +32,8 @@ export interface RealtimeRouteDeps {
   streams: SseEndpoint;
 }
 
-/** How many stored events one listing may scan for matches (aggregate_id filters). */
-const SCAN_LIMIT = 2_000;
-
 /** A cursor's position as a stream sequence (which JetStream keeps within 2^53). */
-function streamPosition(position: string | undefined): number {
+export function streamPosition(position: string | undefined): number {
   const seq = Number(position ?? 0);
   if (!Number.isSafeInteger(seq)) throw badRequest("invalid cursor");
   return seq;
@@ -152,28 +151,16 @@ export function realtimeRoutes(deps: RealtimeRouteDeps): Route[] {
         const workspaceId = ctx.params.workspace_id!;
         await requireRole(services, ctx, workspaceId);
         const { type, aggregate_id, since, cursor } = ctx.query;
-        const limit = ctx.query.limit ?? DEFAULT_PAGE_SIZE;
         const filter = type ? subjects.of({ type, workspace_id: workspaceId }) : subjects.room(workspaceId);
         const start: StartAt = cursor ? { afterSeq: streamPosition(decodeCursor(cursor)) } : (since ?? { afterSeq: 0 });
-        const items: Record<string, unknown>[] = [];
-        let next_cursor: string | null = null;
-        // Nothing stored after the start: answer at once rather than wait on an empty read.
-        const latest = await reader.lastSeq(filter);
-        if (latest > 0 && !("afterSeq" in start && latest <= start.afterSeq)) {
-          let scanned = 0;
-          for await (const message of reader.read(filter, start)) {
-            scanned++;
-            const event = decodeEvent(message.data);
-            if (event && (!aggregate_id || event.aggregate_id === aggregate_id)) items.push({ ...event, seq: message.seq });
-            const more = message.pending > 0;
-            if (more && (items.length === limit || scanned === SCAN_LIMIT)) {
-              next_cursor = encodeCursor(message.seq);
-              break;
-            }
-            if (!more) break;
-          }
-        }
-        return json(200, { items, next_cursor });
+        // A group's messages only for its members (asked once, when the page holds one).
+        let mine: Promise<ReadonlySet<string>> | undefined;
+        const page = await readEventPage(reader, filter, start, ctx.query.limit ?? DEFAULT_PAGE_SIZE, async (event) => {
+          if (aggregate_id && event.aggregate_id !== aggregate_id) return false;
+          if (!event.group_id) return true;
+          return (await (mine ??= myGroups(services, ctx, workspaceId))).has(event.group_id);
+        });
+        return json(200, page);
       },
     }),
     route({

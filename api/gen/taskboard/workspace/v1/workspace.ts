@@ -105,6 +105,34 @@ export interface MemberIds {
   user_ids: string[];
 }
 
+export interface Group {
+  id: string;
+  workspace_id: string;
+  name: string;
+  member_ids: string[];
+  created_at: string;
+}
+
+export interface GroupList {
+  items: Group[];
+}
+
+export interface CreateGroupRequest {
+  workspace_id: string;
+  name: string;
+}
+
+export interface GroupRef {
+  workspace_id: string;
+  group_id: string;
+}
+
+export interface GroupMemberRef {
+  workspace_id: string;
+  group_id: string;
+  user_id: string;
+}
+
 function createBaseWorkspace(): Workspace {
   return { id: "", name: "", description: "", owner_id: "", role: "", created_at: "" };
 }
@@ -969,6 +997,324 @@ export const MemberIds: MessageFns<MemberIds> = {
   },
 };
 
+function createBaseGroup(): Group {
+  return { id: "", workspace_id: "", name: "", member_ids: [], created_at: "" };
+}
+
+export const Group: MessageFns<Group> = {
+  encode(message: Group, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.workspace_id !== "") {
+      writer.uint32(18).string(message.workspace_id);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    for (const v of message.member_ids) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.created_at !== "") {
+      writer.uint32(42).string(message.created_at);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Group {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.workspace_id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.member_ids.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.created_at = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseGroupList(): GroupList {
+  return { items: [] };
+}
+
+export const GroupList: MessageFns<GroupList> = {
+  encode(message: GroupList, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      Group.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupList {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupList();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(Group.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseCreateGroupRequest(): CreateGroupRequest {
+  return { workspace_id: "", name: "" };
+}
+
+export const CreateGroupRequest: MessageFns<CreateGroupRequest> = {
+  encode(message: CreateGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace_id !== "") {
+      writer.uint32(10).string(message.workspace_id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseGroupRef(): GroupRef {
+  return { workspace_id: "", group_id: "" };
+}
+
+export const GroupRef: MessageFns<GroupRef> = {
+  encode(message: GroupRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace_id !== "") {
+      writer.uint32(10).string(message.workspace_id);
+    }
+    if (message.group_id !== "") {
+      writer.uint32(18).string(message.group_id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.group_id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseGroupMemberRef(): GroupMemberRef {
+  return { workspace_id: "", group_id: "", user_id: "" };
+}
+
+export const GroupMemberRef: MessageFns<GroupMemberRef> = {
+  encode(message: GroupMemberRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workspace_id !== "") {
+      writer.uint32(10).string(message.workspace_id);
+    }
+    if (message.group_id !== "") {
+      writer.uint32(18).string(message.group_id);
+    }
+    if (message.user_id !== "") {
+      writer.uint32(26).string(message.user_id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupMemberRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupMemberRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workspace_id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.group_id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.user_id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * Workspaces and their members. Every call needs a user's access token, except
  * GetMembership, which also accepts the internal service token, and
@@ -1086,6 +1432,56 @@ export const WorkspaceServiceService = {
     responseSerialize: (value: MemberIds): Buffer => Buffer.from(MemberIds.encode(value).finish()),
     responseDeserialize: (value: Buffer): MemberIds => MemberIds.decode(value),
   },
+  /** Groups (channels inside a workspace). Owner or admin. */
+  createGroup: {
+    path: "/taskboard.workspace.v1.WorkspaceService/CreateGroup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateGroupRequest): Buffer => Buffer.from(CreateGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateGroupRequest => CreateGroupRequest.decode(value),
+    responseSerialize: (value: Group): Buffer => Buffer.from(Group.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Group => Group.decode(value),
+  },
+  /** Members: the groups they belong to; owners and admins: all; the gateway (its rooms): all. */
+  listGroups: {
+    path: "/taskboard.workspace.v1.WorkspaceService/ListGroups" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WorkspaceRef): Buffer => Buffer.from(WorkspaceRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WorkspaceRef => WorkspaceRef.decode(value),
+    responseSerialize: (value: GroupList): Buffer => Buffer.from(GroupList.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GroupList => GroupList.decode(value),
+  },
+  /** Owner or admin. */
+  deleteGroup: {
+    path: "/taskboard.workspace.v1.WorkspaceService/DeleteGroup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GroupRef): Buffer => Buffer.from(GroupRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GroupRef => GroupRef.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /** Owner or admin; the user must be a member of the workspace. Idempotent. */
+  addGroupMember: {
+    path: "/taskboard.workspace.v1.WorkspaceService/AddGroupMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GroupMemberRef): Buffer => Buffer.from(GroupMemberRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GroupMemberRef => GroupMemberRef.decode(value),
+    responseSerialize: (value: Group): Buffer => Buffer.from(Group.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Group => Group.decode(value),
+  },
+  /** Owner or admin. Idempotent. */
+  removeGroupMember: {
+    path: "/taskboard.workspace.v1.WorkspaceService/RemoveGroupMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GroupMemberRef): Buffer => Buffer.from(GroupMemberRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GroupMemberRef => GroupMemberRef.decode(value),
+    responseSerialize: (value: Group): Buffer => Buffer.from(Group.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Group => Group.decode(value),
+  },
 } as const;
 
 export interface WorkspaceServiceServer extends UntypedServiceImplementation {
@@ -1109,6 +1505,16 @@ export interface WorkspaceServiceServer extends UntypedServiceImplementation {
    * for each event it handles.
    */
   listMemberIds: handleUnaryCall<WorkspaceRef, MemberIds>;
+  /** Groups (channels inside a workspace). Owner or admin. */
+  createGroup: handleUnaryCall<CreateGroupRequest, Group>;
+  /** Members: the groups they belong to; owners and admins: all; the gateway (its rooms): all. */
+  listGroups: handleUnaryCall<WorkspaceRef, GroupList>;
+  /** Owner or admin. */
+  deleteGroup: handleUnaryCall<GroupRef, Empty>;
+  /** Owner or admin; the user must be a member of the workspace. Idempotent. */
+  addGroupMember: handleUnaryCall<GroupMemberRef, Group>;
+  /** Owner or admin. Idempotent. */
+  removeGroupMember: handleUnaryCall<GroupMemberRef, Group>;
 }
 
 export interface WorkspaceServiceClient extends Client {
@@ -1282,6 +1688,83 @@ export interface WorkspaceServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: MemberIds) => void,
+  ): ClientUnaryCall;
+  /** Groups (channels inside a workspace). Owner or admin. */
+  createGroup(
+    request: CreateGroupRequest,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  createGroup(
+    request: CreateGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  createGroup(
+    request: CreateGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  /** Members: the groups they belong to; owners and admins: all; the gateway (its rooms): all. */
+  listGroups(
+    request: WorkspaceRef,
+    callback: (error: ServiceError | null, response: GroupList) => void,
+  ): ClientUnaryCall;
+  listGroups(
+    request: WorkspaceRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GroupList) => void,
+  ): ClientUnaryCall;
+  listGroups(
+    request: WorkspaceRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GroupList) => void,
+  ): ClientUnaryCall;
+  /** Owner or admin. */
+  deleteGroup(request: GroupRef, callback: (error: ServiceError | null, response: Empty) => void): ClientUnaryCall;
+  deleteGroup(
+    request: GroupRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  deleteGroup(
+    request: GroupRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** Owner or admin; the user must be a member of the workspace. Idempotent. */
+  addGroupMember(
+    request: GroupMemberRef,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  addGroupMember(
+    request: GroupMemberRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  addGroupMember(
+    request: GroupMemberRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  /** Owner or admin. Idempotent. */
+  removeGroupMember(
+    request: GroupMemberRef,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  removeGroupMember(
+    request: GroupMemberRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Group) => void,
+  ): ClientUnaryCall;
+  removeGroupMember(
+    request: GroupMemberRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Group) => void,
   ): ClientUnaryCall;
 }
 

@@ -10,6 +10,7 @@ export const serviceSchemas = {
   task: new URL("./task/migrations/", import.meta.url),
   export: new URL("./export/migrations/", import.meta.url),
   notify: new URL("./notify/migrations/", import.meta.url),
+  webhooks: new URL("./webhooks/migrations/", import.meta.url),
 } as const;
 
 export type ServiceSchema = keyof typeof serviceSchemas;

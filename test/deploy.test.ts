@@ -33,6 +33,7 @@ import { gatewayEnv, loadGatewayConfig } from "../internal/gateway/config.js";
 import { loadNotifyConfig, notifyEnv } from "../internal/notify/config.js";
 import { loadTaskConfig, taskEnv } from "../internal/task/config.js";
 import { loadWorkspaceConfig, workspaceEnv } from "../internal/workspace/config.js";
+import { loadWebhooksConfig, webhooksEnv } from "../internal/webhooks/config.js";
 import { TOPOLOGY } from "../internal/devenv/topology.js";
 import { credentialDigest, parseCallers } from "../internal/platform/internal-callers.js";
 
@@ -49,6 +50,7 @@ const processConfigs: Record<string, { spec: Record<string, { safeParse(v: unkno
   task: { spec: taskEnv, load: loadTaskConfig },
   export: { spec: exportEnv, load: loadExportConfig },
   notify: { spec: notifyEnv, load: loadNotifyConfig },
+  webhooks: { spec: webhooksEnv, load: loadWebhooksConfig },
 };
 const at = (...parts: string[]) => join(root, ...parts);
 const run = promisify(execFile);
@@ -497,8 +499,12 @@ describe.each(ENVS)("%s", (env) => {
       expect(ses.to[0].ipBlock.cidr).toBe("0.0.0.0/0");
       expect(ses.to[0].ipBlock.except).toEqual(expect.arrayContaining(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]));
     }
+    // Webhook receivers: HTTPS to public addresses, from the webhooks pods only.
+    const webhooksOut = (find(env, "NetworkPolicy", "webhooks").spec.egress as Json[]).find((r) => r.to?.[0]?.ipBlock);
+    expect(webhooksOut.ports).toEqual([{ port: 443, protocol: "TCP" }]);
+    expect(webhooksOut.to[0].ipBlock.except).toEqual(expect.arrayContaining(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"]));
     for (const policy of policies) {
-      if (policy.metadata.name === "notify") continue;
+      if (policy.metadata.name === "notify" || policy.metadata.name === "webhooks") continue;
       for (const rule of policy.spec.egress ?? []) {
         for (const to of rule.to ?? []) expect(to.ipBlock, `${policy.metadata.name}: no egress outside the cluster`).toBeUndefined();
       }
@@ -648,7 +654,7 @@ describe("repository", () => {
 
   it("charts: each process's `calls`, `uses` and ports match its configuration and the topology the dev runner and tests start", () => {
     const values = readYaml("deploy/environments/default.yaml");
-    const specs: Record<string, Record<string, unknown>> = { auth: authEnv, workspace: workspaceEnv, task: taskEnv, export: exportEnv, notify: notifyEnv, gateway: gatewayEnv };
+    const specs = Object.fromEntries(Object.entries(processConfigs).map(([name, config]) => [name, config.spec]));
     expect(Object.keys(values.processes).sort(), "the processes of the chart are those of the topology").toEqual(TOPOLOGY.map((p) => p.name).sort());
     for (const [name, p] of Object.entries<Json>(values.processes)) {
       const spec = specs[name]!;

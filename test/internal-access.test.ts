@@ -9,6 +9,7 @@ import { AppError } from "../internal/platform/errors.js";
 import { connectService, type OutgoingCall } from "../internal/platform/grpc-client.js";
 import { CALLERS, type Access, type Caller } from "../internal/platform/principal.js";
 import { taskHandlers } from "../internal/task/server.js";
+import { webhookHandlers } from "../internal/webhooks/server.js";
 import { workspaceHandlers } from "../internal/workspace/server.js";
 import { signUp, type SignedUp } from "./support/http.js";
 import { Mesh } from "./support/mesh.js";
@@ -40,6 +41,7 @@ const declared: Record<string, Record<string, { access: Access }>> = {
   workspace: workspaceHandlers(none, none),
   task: taskHandlers(none, none),
   export: exportHandlers(none),
+  webhooks: webhookHandlers(none),
 };
 
 let mesh: Mesh;

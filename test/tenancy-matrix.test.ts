@@ -36,7 +36,19 @@ beforeAll(async () => {
   const group = await a.api.post(`/workspaces/${ws.body.id}/groups`, { name: `${SECRET} group` });
   await a.api.put(`/workspaces/${ws.body.id}/groups/${group.body.id}/members/${a.id}`);
   await a.api.post(`/workspaces/${ws.body.id}/groups/${group.body.id}/broadcast`, { content: SECRET });
-  Object.assign(ids, { workspace_id: ws.body.id, task_id: task.body.id, comment_id: comment.body.id, job_id: job.body.id, user_id: a.id, group_id: group.body.id });
+  // A public address given as such (no DNS here); it hears only of a webhook being disabled.
+  const hook = await a.api.post(`/workspaces/${ws.body.id}/webhooks`, { url: "https://93.184.215.14/hook", events: ["webhook.disabled"], description: SECRET });
+  expect(hook.status, hook.text).toBe(201);
+  Object.assign(ids, {
+    workspace_id: ws.body.id,
+    task_id: task.body.id,
+    comment_id: comment.body.id,
+    job_id: job.body.id,
+    user_id: a.id,
+    group_id: group.body.id,
+    webhook_id: hook.body.id,
+    delivery_id: "00000000-0000-4000-8000-000000000000",
+  });
   for (const id of Object.values(ids)) expect(id).toMatch(/^[0-9a-f-]{36}$/);
 });
 
@@ -57,6 +69,8 @@ const validBodies: Record<string, unknown> = {
   createRealtimeTicket: { workspace_id: "" },
   broadcastMessage: { content: "planted" },
   createGroup: { name: "planted" },
+  createWebhook: { url: "https://93.184.215.14/planted", events: ["task.*"] },
+  updateWebhook: { active: false },
   broadcastToGroup: { content: "planted" },
 };
 

@@ -5,6 +5,7 @@ import type { Group } from "../contracts/group.js";
 import type { Member } from "../contracts/member.js";
 import type { Connected } from "../contracts/realtime.js";
 import type { Task } from "../contracts/task.js";
+import type { Webhook } from "../contracts/webhook.js";
 import type { Workspace } from "../contracts/workspace.js";
 
 /** `data` of a deletion: the id of what is gone. */
@@ -47,6 +48,7 @@ export interface EventDataMap {
   "export.failed": ExportJob;
   "notification.sent": Record<string, unknown>;
   "notification.failed": Record<string, unknown>;
+  "webhook.disabled": Webhook;
   "custom.message": Record<string, unknown>;
   "presence.joined": Record<string, unknown>;
   "presence.left": Record<string, unknown>;

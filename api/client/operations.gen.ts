@@ -11,6 +11,7 @@ import type * as realtime from "../contracts/realtime.js";
 import type * as system from "../contracts/system.js";
 import type * as task from "../contracts/task.js";
 import type * as user from "../contracts/user.js";
+import type * as webhook from "../contracts/webhook.js";
 import type * as workspace from "../contracts/workspace.js";
 
 /** A query's input as the client sends it: a number field may be given as a number (the server coerces it). */
@@ -78,6 +79,13 @@ export const operations = {
   removeGroupMember: { method: "DELETE", path: "/workspaces/{workspace_id}/groups/{group_id}/members/{user_id}", auth: "user", params: ["workspace_id", "group_id", "user_id"], status: 204, answer: "none" },
   broadcastToGroup: { method: "POST", path: "/workspaces/{workspace_id}/groups/{group_id}/broadcast", auth: "user", params: ["workspace_id", "group_id"], status: 202, answer: "json", body: true },
   listGroupMessages: { method: "GET", path: "/workspaces/{workspace_id}/groups/{group_id}/messages", auth: "user", params: ["workspace_id", "group_id"], status: 200, answer: "json", query: true },
+  createWebhook: { method: "POST", path: "/workspaces/{workspace_id}/webhooks", auth: "user", params: ["workspace_id"], status: 201, answer: "json", body: true },
+  listWebhooks: { method: "GET", path: "/workspaces/{workspace_id}/webhooks", auth: "user", params: ["workspace_id"], status: 200, answer: "json" },
+  getWebhook: { method: "GET", path: "/webhooks/{webhook_id}", auth: "user", params: ["webhook_id"], status: 200, answer: "json" },
+  updateWebhook: { method: "PUT", path: "/webhooks/{webhook_id}", auth: "user", params: ["webhook_id"], status: 200, answer: "json", body: true },
+  deleteWebhook: { method: "DELETE", path: "/webhooks/{webhook_id}", auth: "user", params: ["webhook_id"], status: 204, answer: "none" },
+  listDeliveries: { method: "GET", path: "/webhooks/{webhook_id}/deliveries", auth: "user", params: ["webhook_id"], status: 200, answer: "json", query: true },
+  redeliver: { method: "POST", path: "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", auth: "user", params: ["webhook_id", "delivery_id"], status: 202, answer: "json" },
 } as const;
 
 export type OperationId = keyof typeof operations;
@@ -144,6 +152,13 @@ export interface OperationTypes {
   removeGroupMember: { params: { workspace_id: string; group_id: string; user_id: string }; body: undefined; query: undefined; result: void };
   broadcastToGroup: { params: { workspace_id: string; group_id: string }; body: z.input<typeof event.Broadcast>; query: undefined; result: z.output<typeof event.Event> };
   listGroupMessages: { params: { workspace_id: string; group_id: string }; body: undefined; query: QueryInput<z.input<typeof event.GroupMessagesQuery>>; result: z.output<typeof event.EventList> };
+  createWebhook: { params: { workspace_id: string }; body: z.input<typeof webhook.CreateWebhook>; query: undefined; result: z.output<typeof webhook.WebhookCreated> };
+  listWebhooks: { params: { workspace_id: string }; body: undefined; query: undefined; result: z.output<typeof webhook.WebhookList> };
+  getWebhook: { params: { webhook_id: string }; body: undefined; query: undefined; result: z.output<typeof webhook.Webhook> };
+  updateWebhook: { params: { webhook_id: string }; body: z.input<typeof webhook.UpdateWebhook>; query: undefined; result: z.output<typeof webhook.Webhook> };
+  deleteWebhook: { params: { webhook_id: string }; body: undefined; query: undefined; result: void };
+  listDeliveries: { params: { webhook_id: string }; body: undefined; query: QueryInput<z.input<typeof fields.pageQuery>>; result: z.output<typeof webhook.DeliveryList> };
+  redeliver: { params: { webhook_id: string; delivery_id: string }; body: undefined; query: undefined; result: z.output<typeof webhook.Delivery> };
 }
 
 export type OperationParams<K extends OperationId> = OperationTypes[K]["params"];
@@ -466,5 +481,40 @@ export abstract class Operations {
   /** A group's messages of the last 7 days: `GET /workspaces/{workspace_id}/groups/{group_id}/messages` → 200. */
   listGroupMessages(workspaceId: string, groupId: string, query?: OperationQuery<"listGroupMessages">, options?: CallOptions): Promise<OperationResult<"listGroupMessages">> {
     return this.call("listGroupMessages", { params: { workspace_id: workspaceId, group_id: groupId }, query }, options);
+  }
+
+  /** Register a webhook: `POST /workspaces/{workspace_id}/webhooks` → 201. */
+  createWebhook(workspaceId: string, body: OperationBody<"createWebhook">, options?: CallOptions): Promise<OperationResult<"createWebhook">> {
+    return this.call("createWebhook", { params: { workspace_id: workspaceId }, body }, options);
+  }
+
+  /** List a workspace's webhooks: `GET /workspaces/{workspace_id}/webhooks` → 200. */
+  listWebhooks(workspaceId: string, options?: CallOptions): Promise<OperationResult<"listWebhooks">> {
+    return this.call("listWebhooks", { params: { workspace_id: workspaceId } }, options);
+  }
+
+  /** Get a webhook: `GET /webhooks/{webhook_id}` → 200. */
+  getWebhook(webhookId: string, options?: CallOptions): Promise<OperationResult<"getWebhook">> {
+    return this.call("getWebhook", { params: { webhook_id: webhookId } }, options);
+  }
+
+  /** Change a webhook: `PUT /webhooks/{webhook_id}` → 200. */
+  updateWebhook(webhookId: string, body: OperationBody<"updateWebhook">, options?: CallOptions): Promise<OperationResult<"updateWebhook">> {
+    return this.call("updateWebhook", { params: { webhook_id: webhookId }, body }, options);
+  }
+
+  /** Delete a webhook (and its delivery log): `DELETE /webhooks/{webhook_id}` → 204. */
+  deleteWebhook(webhookId: string, options?: CallOptions): Promise<OperationResult<"deleteWebhook">> {
+    return this.call("deleteWebhook", { params: { webhook_id: webhookId } }, options);
+  }
+
+  /** A webhook's delivery log: `GET /webhooks/{webhook_id}/deliveries` → 200. */
+  listDeliveries(webhookId: string, query?: OperationQuery<"listDeliveries">, options?: CallOptions): Promise<OperationResult<"listDeliveries">> {
+    return this.call("listDeliveries", { params: { webhook_id: webhookId }, query }, options);
+  }
+
+  /** Send a delivery again: `POST /webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver` → 202. */
+  redeliver(webhookId: string, deliveryId: string, options?: CallOptions): Promise<OperationResult<"redeliver">> {
+    return this.call("redeliver", { params: { webhook_id: webhookId, delivery_id: deliveryId } }, options);
   }
 }

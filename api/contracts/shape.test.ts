@@ -28,6 +28,7 @@ describe("contract shapes", () => {
       created_by: "0b6f4d1e-2c3a-4b5c-9d8e-7f6a5b4c3d22",
       due_date: null,
       labels: ["x"],
+      watcher_ids: ["0b6f4d1e-2c3a-4b5c-9d8e-7f6a5b4c3d22"],
       created_at: new Date("2030-01-01T00:00:00Z"),
       updated_at: new Date("2030-01-02T00:00:00Z"),
       seq: "7",

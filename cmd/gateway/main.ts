@@ -1,6 +1,7 @@
 import { AuthServiceClient } from "../../api/gen/taskboard/auth/v1/auth.js";
 import { ExportServiceClient } from "../../api/gen/taskboard/export/v1/export.js";
 import { TaskServiceClient } from "../../api/gen/taskboard/task/v1/task.js";
+import { WebhookServiceClient } from "../../api/gen/taskboard/webhooks/v1/webhooks.js";
 import { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import { loadGatewayConfig, originsOf } from "../../internal/gateway/config.js";
 import { setUpRealtime } from "../../internal/gateway/realtime/setup.js";
@@ -20,6 +21,7 @@ runService("gateway", loadGatewayConfig, async (platform, config) => {
     workspace: platform.client(WorkspaceServiceClient, config.WORKSPACE_ADDR, { health: "workspace" }),
     task: platform.client(TaskServiceClient, config.TASK_ADDR, { health: "task" }),
     export: platform.client(ExportServiceClient, config.EXPORT_ADDR, { health: "export" }),
+    webhooks: platform.client(WebhookServiceClient, config.WEBHOOKS_ADDR, { health: "webhooks" }),
   };
   const memberships = await platform.memberships(clients.workspace);
   const services: Services = { ...clients, taskBatches: new TaskBatches(clients.task), memberships };

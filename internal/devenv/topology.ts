@@ -22,7 +22,8 @@ export const TOPOLOGY: readonly ProcessSpec[] = [
   { name: "task", ports: { grpc: 50053, admin: 9093 }, addressVar: "TASK_ADDR", calls: ["auth", "workspace"] },
   { name: "export", ports: { grpc: 50054, admin: 9094 }, addressVar: "EXPORT_ADDR", calls: ["auth", "workspace", "task"] },
   { name: "notify", ports: { admin: 9095 }, calls: ["auth", "workspace", "task"] },
-  { name: "gateway", ports: { http: 8080, admin: 9090 }, calls: ["auth", "workspace", "task", "export"] },
+  { name: "webhooks", ports: { grpc: 50055, admin: 9096 }, addressVar: "WEBHOOKS_ADDR", calls: ["auth", "workspace"] },
+  { name: "gateway", ports: { http: 8080, admin: 9090 }, calls: ["auth", "workspace", "task", "export", "webhooks"] },
 ];
 
 /** The port variables each kind of port is configured by. */

@@ -11,6 +11,7 @@ export const gatewayEnv = {
   WORKSPACE_ADDR: env.address("127.0.0.1:50052"),
   TASK_ADDR: env.address("127.0.0.1:50053"),
   EXPORT_ADDR: env.address("127.0.0.1:50054"),
+  WEBHOOKS_ADDR: env.address("127.0.0.1:50055"),
   /** Deadline of calls to services. */
   GRPC_TIMEOUT_MS: env.int(5_000, 100),
   /** Largest accepted request body. */

@@ -1,6 +1,7 @@
 import type { AuthServiceClient } from "../../api/gen/taskboard/auth/v1/auth.js";
 import type { ExportServiceClient } from "../../api/gen/taskboard/export/v1/export.js";
 import type { TaskServiceClient } from "../../api/gen/taskboard/task/v1/task.js";
+import type { WebhookServiceClient } from "../../api/gen/taskboard/webhooks/v1/webhooks.js";
 import type { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v1/workspace.js";
 import type { OutgoingCall, ServiceClient } from "../platform/grpc-client.js";
 import type { Memberships } from "../platform/memberships.js";
@@ -12,6 +13,7 @@ export interface Services {
   workspace: ServiceClient<WorkspaceServiceClient>;
   task: ServiceClient<TaskServiceClient>;
   export: ServiceClient<ExportServiceClient>;
+  webhooks: ServiceClient<WebhookServiceClient>;
   /** Coalesced create-task and get-task calls (the hot paths). */
   taskBatches: TaskBatches;
   /** Workspace roles, cached and invalidated by membership changes. */

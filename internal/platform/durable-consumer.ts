@@ -31,6 +31,8 @@ export interface DurableConsumerOptions {
 export interface Delivery {
   /** 1 for the first delivery. */
   attempt: number;
+  /** The event's stream sequence. */
+  seq: number;
   /** Tells JetStream the event is still being worked on (done every third of the ack wait anyway). */
   working(): void;
 }
@@ -204,7 +206,7 @@ export class DurableConsumer {
     const attempt = message.info.redeliveryCount;
     const heartbeat = setInterval(() => message.working(), Math.max(250, Math.floor(this.ackWaitMs / 3)));
     try {
-      const outcome = await this.handle(event, { attempt, working: () => message.working() });
+      const outcome = await this.handle(event, { attempt, seq: message.seq, working: () => message.working() });
       if (outcome) settle(message, "nak", this.log, outcome.retryInMs);
       else settle(message, "ack", this.log);
     } catch (error) {

@@ -37,6 +37,7 @@ export const eventCatalogue = {
   "export.failed": { domain: "exports", action: "failed" },
   "notification.sent": { domain: "notifications", action: "sent" },
   "notification.failed": { domain: "notifications", action: "failed" },
+  "webhook.disabled": { domain: "webhooks", action: "disabled" },
   "custom.message": { domain: "realtime", action: "custom" },
   "presence.joined": { domain: "realtime", action: "joined" },
   "presence.left": { domain: "realtime", action: "left" },

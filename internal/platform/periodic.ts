@@ -28,6 +28,12 @@ export class Periodic {
     await this.running;
   }
 
+  /** Runs now, unless a run is in progress (which the caller may ask to go on, as Dispatcher does). */
+  runNow(): Promise<void> | undefined {
+    this.tick();
+    return this.running;
+  }
+
   private tick(): void {
     if (this.running) return;
     this.running = this.work()

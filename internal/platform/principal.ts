@@ -5,7 +5,7 @@ export type UserRole = "user" | "admin";
  * (INTERNAL_SECRET); a server knows the callers by the digests of theirs
  * (INTERNAL_CALLERS, see internal-callers.ts).
  */
-export const CALLERS = ["gateway", "auth", "workspace", "task", "export", "notify"] as const;
+export const CALLERS = ["gateway", "auth", "workspace", "task", "export", "notify", "webhooks"] as const;
 export type Caller = (typeof CALLERS)[number];
 
 /** Who is calling: a user (with their verified token), another process (by its credential), or nobody. */

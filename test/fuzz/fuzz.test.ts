@@ -168,7 +168,10 @@ describe("fuzz", () => {
     for (const code of closes.keys()) expect([1000, 1005, 1006, 1008, 1009]).toContain(code);
     // The gateway is unharmed: a fresh client gets a live event.
     const probe = await openSocket();
+    const connected = new Promise<void>((resolve) => probe.on("message", (m) => String(m).includes('"connected"') && resolve()));
     const got = new Promise<string>((resolve) => probe.on("message", (m) => String(m).includes('"task.created"') && resolve(String(m))));
+    // Once `connected` is in, every later event comes live (one made before it is in its seq, not sent).
+    await connected;
     await user.api.post(`/workspaces/${own["workspace_id"]}/tasks`, { title: "after the frames" });
     expect(await got).toContain("after the frames");
     probe.close();

@@ -7,6 +7,7 @@ import { authRoutes } from "./auth.js";
 import { commentRoutes } from "./comments.js";
 import { exportRoutes } from "./exports.js";
 import { groupRoutes } from "./groups.js";
+import { webhookRoutes } from "./webhooks.js";
 import { realtimeRoutes, type RealtimeRouteDeps } from "./realtime.js";
 import { systemRoutes } from "./system.js";
 import { taskRoutes } from "./tasks.js";
@@ -32,6 +33,7 @@ export function gatewayRoutes(deps: RouteDeps): Route[] {
     ...exportRoutes(services),
     ...realtimeRoutes(deps),
     ...groupRoutes(deps),
+    ...webhookRoutes(services),
   ];
 }
 

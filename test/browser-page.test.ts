@@ -289,6 +289,22 @@ test("page: an owner makes a group and fills it from the page; a member's group 
   expect(await byTestId(ann.page, "message-item").filter({ hasText: "just us two" }).count()).toBe(0);
 });
 
+test("page: an owner adds a webhook (its secret shown once) and removes it; a member is offered no webhooks", { timeout: 60_000 }, async () => {
+  await ann.page.getByTestId("webhook-url-input").fill("https://93.184.215.14/page-hook");
+  await ann.page.getByTestId("webhook-events-input").fill("task.*, comment.created");
+  await ann.page.getByTestId("webhook-create-button").click();
+  const item = byTestId(ann.page, "webhook-item").filter({ hasText: "page-hook" });
+  await item.waitFor({ timeout: UI_TIMEOUT });
+  expect(await item.textContent()).toContain("task.*, comment.created");
+  expect(await byTestId(ann.page, "webhook-secret").textContent()).toMatch(/whsec_/);
+  const listed = (await ann.user.api.get(`/workspaces/${workspaceId}/webhooks`)).body.items;
+  expect(listed.map((w: { url: string }) => w.url)).toContain("https://93.184.215.14/page-hook");
+  expect(await byTestId(bob.page, "webhooks-panel").isHidden()).toBe(true);
+  await item.getByTestId("webhook-delete").click();
+  await item.waitFor({ state: "detached", timeout: UI_TIMEOUT });
+  expect((await ann.user.api.get(`/workspaces/${workspaceId}/webhooks`)).body.items).toEqual([]);
+});
+
 test("page: the event log's type filter shows only the chosen kind of events", { timeout: 60_000 }, async () => {
   const page = bob.page;
   const message = `filtered message ${Date.now()}`;

@@ -204,7 +204,7 @@ describe("system", () => {
     const admin = await mesh.api.post("/auth/login", { email: ADMIN.email, password: ADMIN.password });
     expect(admin.status).toBe(200);
     const full = await mesh.api.get("/health", { token: admin.body.access_token });
-    expect(full.body).toEqual({ status: "ok", dependencies: { nats: "ok", redis: "ok", auth: "ok", workspace: "ok", task: "ok", export: "ok" } });
+    expect(full.body).toEqual({ status: "ok", dependencies: { nats: "ok", redis: "ok", auth: "ok", workspace: "ok", task: "ok", export: "ok", webhooks: "ok" } });
   });
 
   test("system: every answer carries the security headers (JSON, errors, pages, files)", async () => {

@@ -354,6 +354,7 @@ const can = {
   deleteWorkspace: () => myRole() === 'owner',                         // DELETE /workspaces/:id
   broadcast: () => myRole() === 'owner' || myRole() === 'admin',       // POST broadcast
   manageGroups: () => myRole() === 'owner' || myRole() === 'admin',    // POST/DELETE groups, their members
+  manageWebhooks: () => myRole() === 'owner' || myRole() === 'admin',  // the workspace's webhooks
   deleteTask: (task) => myRole() === 'owner' || myRole() === 'admin' || Boolean(task && S.me && task.created_by === S.me.id),
 };
 
@@ -451,7 +452,7 @@ async function pickWorkspace(id) {
   renderWorkspaces();
   if (!S.ws) return;
   const pick = ++picks;
-  const others = Promise.all([loadTasks(), loadPresence(), loadExports(), loadGroups()]);
+  const others = Promise.all([loadTasks(), loadPresence(), loadExports(), loadGroups(), loadWebhooks()]);
   // The members first: the events the room catches up on name their users.
   await loadMembers();
   if (pick !== picks || !S.ws) return; // another workspace (or none) was picked meanwhile
@@ -1066,6 +1067,36 @@ $('group-form').addEventListener('submit', (event) => {
   });
 });
 
+// ---------- webhooks (owners and admins) ----------
+async function loadWebhooks() {
+  $('webhooks').hidden = !can.manageWebhooks();
+  if (!S.ws || !can.manageWebhooks()) return;
+  const wsId = S.ws.id;
+  try {
+    const { items } = await api().listWebhooks(wsId);
+    if (!S.ws || S.ws.id !== wsId) return;
+    $('webhook-count').textContent = items.length ? `(${items.length})` : '';
+    $('webhook-list').replaceChildren(...items.map((hook) => el('li', { testid: 'webhook-item', data: { webhookId: hook.id, active: String(hook.active) } },
+      el('code', {}, hook.url), ' ', hook.events.join(', '), hook.active ? '' : ' (inactive)',
+      el('button', { type: 'button', class: 'link', testid: 'webhook-delete', title: 'DELETE /webhooks/:id', onclick: () => void run(null, 'Deleting the webhook', async () => { await api().deleteWebhook(hook.id); await loadWebhooks(); }) }, '×'))));
+  } catch (error) {
+    if (!S.lostAccess) showError(error, 'Loading webhooks');
+  }
+}
+
+$('webhook-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  void run($('webhook-create'), 'Adding the webhook', async () => {
+    const events = $('webhook-events').value.split(',').map((e) => e.trim()).filter(Boolean);
+    const created = await api().createWebhook(S.ws.id, { url: $('webhook-url').value.trim(), events });
+    // The secret is shown this once: the receiver checks Taskboard-Signature with it.
+    $('webhook-secret').textContent = `Signing secret (shown once): ${created.secret}`;
+    $('webhook-secret').hidden = false;
+    $('webhook-url').value = '';
+    await loadWebhooks();
+  });
+});
+
 // ---------- messages ----------
 function messageText(data) {
   if (data && typeof data.text === 'string') return data.text;
@@ -1438,7 +1469,7 @@ async function reloadState() {
   S.tasks.clear(); S.taskViews.clear(); S.deletedTasks.clear();
   $('task-list').replaceChildren();
   renderTaskCount();
-  await Promise.all([loadTasks(), loadMembers(), loadExports(), loadPresence(), loadGroups()]);
+  await Promise.all([loadTasks(), loadMembers(), loadExports(), loadPresence(), loadGroups(), loadWebhooks()]);
 }
 
 function applyEvent(frame) {

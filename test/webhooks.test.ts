@@ -157,6 +157,26 @@ describe("webhooks", () => {
     expect(await deliveries(hook.id)).toEqual([expect.objectContaining({ status: "delivered", attempts: 4, response_status: 200 })]);
   });
 
+  test("webhooks: a redirect is not followed (a failed attempt, retried); a workspace has at most WEBHOOK_MAX_PER_WORKSPACE webhooks", async () => {
+    const hook = await webhook("/moved", ["comment.created"]);
+    receiver.script.set("/moved", [302]);
+    const task = (await owner.api.post(`/workspaces/${workspaceId}/tasks`, { title: "Moved" })).body;
+    await owner.api.post(`/workspaces/${workspaceId}/comments`, { task_id: task.id, content: "where are you" });
+    await waitFor("the retry after the redirect", () => receiver.at("/moved").length >= 2);
+    await waitFor("delivered", async () => (await deliveries(hook.id))[0]?.status === "delivered");
+    expect(await deliveries(hook.id)).toEqual([expect.objectContaining({ status: "delivered", attempts: 2 })]);
+    // Nothing followed the redirect (the receiver's 302 named no Location; the next attempt came to the same URL).
+    expect(receiver.at("/moved").map((r) => r.headers["taskboard-delivery"])).toEqual([expect.any(String), receiver.at("/moved")[0]!.headers["taskboard-delivery"]]);
+    const count = (await owner.api.get(`/workspaces/${workspaceId}/webhooks`)).body.items.length;
+    for (let i = count; i < 10; i++) await webhook(`/filler-${i}`, ["export.failed"]);
+    const over = await owner.api.post(`/workspaces/${workspaceId}/webhooks`, { url: `${receiver.url}/one-too-many`, events: ["task.*"] });
+    expect(over.status).toBe(422);
+    expect(over.body.error.message).toContain("at most 10 webhooks");
+    for (const w of (await owner.api.get(`/workspaces/${workspaceId}/webhooks`)).body.items as { id: string; url: string }[]) {
+      if (w.url.includes("/filler-")) await owner.api.delete(`/webhooks/${w.id}`);
+    }
+  });
+
   test("webhooks: exactly one delivery record per (webhook, event) with two replicas, one killed while they work", { timeout: 60_000 }, async () => {
     const hook = await webhook("/many", ["task.*"]);
     receiver.script.set("/many", [500, 500, 500]);

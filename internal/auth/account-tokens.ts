@@ -1,8 +1,7 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { AppError } from "../platform/errors.js";
 import type { Redis } from "../platform/redis.js";
-
-const digest = (token: string) => createHash("sha256").update(token).digest("base64url");
+import { digest } from "./refresh-tokens.js";
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export const invalidResetToken = () => new AppError("invalid_token", "the reset token is invalid, expired or already used");
@@ -20,10 +19,11 @@ export class PasswordResets {
 
   async issue(userId: string): Promise<string> {
     const token = randomBytes(32).toString("base64url");
+    const kept = digest(token);
     await this.redis
       .multi()
-      .set(this.tokenKey(digest(token)), userId, "EX", this.ttlSeconds)
-      .sadd(this.userKey(userId), digest(token))
+      .set(this.tokenKey(kept), userId, "EX", this.ttlSeconds)
+      .sadd(this.userKey(userId), kept)
       .expire(this.userKey(userId), this.ttlSeconds)
       .exec();
     return token;

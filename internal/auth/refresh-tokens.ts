@@ -20,7 +20,8 @@ return {'ok', user}
 
 const TOKEN_PATTERN = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
 
-const digest = (secret: string) => createHash("sha256").update(secret).digest("base64url");
+/** How auth keeps a bearer secret (refresh and password-reset tokens): its SHA-256, never the secret. */
+export const digest = (secret: string) => createHash("sha256").update(secret).digest("base64url");
 
 /**
  * Refresh tokens in families (one per login), kept in Redis as hashes only.

@@ -65,10 +65,10 @@ test("page: the settings turn e-mail notifications off and on (as the API then s
   await page.getByTestId("current-user").filter({ hasText: "Settler" }).waitFor({ timeout: UI_TIMEOUT });
   await expect.poll(() => toggle.isChecked(), { timeout: UI_TIMEOUT }).toBe(true);
   await toggle.uncheck();
-  await byTestId(page, "settings-info").filter({ hasText: "off" }).waitFor({ timeout: UI_TIMEOUT });
+  await byTestId(page, "settings-info").filter({ hasText: "are off." }).waitFor({ timeout: UI_TIMEOUT });
   expect((await user.api.get("/users/me")).body.email_notifications).toBe(false);
   await toggle.check();
-  await byTestId(page, "settings-info").filter({ hasText: "on" }).waitFor({ timeout: UI_TIMEOUT });
+  await byTestId(page, "settings-info").filter({ hasText: "are on." }).waitFor({ timeout: UI_TIMEOUT });
   expect((await user.api.get("/users/me")).body.email_notifications).toBe(true);
 
   // A mail's unsubscribe link, opened in the browser: a page with one button.

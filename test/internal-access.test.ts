@@ -59,6 +59,11 @@ beforeAll(async () => {
 
 afterAll(() => mesh?.stop());
 
+/** A batch item's caller: the user's token and a request id, no trace context. */
+function onBehalfOf(user: SignedUp, requestId: string) {
+  return { token: user.accessToken, request_id: requestId, traceparent: "", tracestate: "" };
+}
+
 /** One valid call of each method of INTERNAL, made with `as` (a process's credential, a user's token, or none). */
 function calls(as: "anonymous" | "user" | Caller): Record<string, () => Promise<unknown>> {
   const caller = as === "anonymous" || as === "user" ? "gateway" : as;
@@ -69,7 +74,7 @@ function calls(as: "anonymous" | "user" | Caller): Record<string, () => Promise<
   const drain = async (stream: AsyncIterable<unknown>) => {
     for await (const _ of stream) void _;
   };
-  const onBehalf = { token: owner.accessToken, request_id: "internal-access" };
+  const onBehalf = onBehalfOf(owner, "internal-access");
   return {
     "auth.lookupUsers": () => auth.call("lookupUsers", { user_ids: [owner.id], emails: [] }, call),
     "auth.issuePasswordReset": () => auth.call("issuePasswordReset", { user_id: owner.id }, call),
@@ -142,7 +147,7 @@ describe("internal credentials", () => {
     const stranger = await signUp(mesh.api, "Stranger");
     const { results } = await gateway.call(
       "getTasks",
-      { items: [{ caller: { token: owner.accessToken, request_id: "a" }, request: { task_id: taskId } }, { caller: { token: stranger.accessToken, request_id: "b" }, request: { task_id: taskId } }] },
+      { items: [{ caller: onBehalfOf(owner, "a"), request: { task_id: taskId } }, { caller: onBehalfOf(stranger, "b"), request: { task_id: taskId } }] },
       { internal: true },
     );
     expect(results.map((r) => (r.outcome?.$case === "task" ? "task" : r.outcome?.value.code))).toEqual(["task", "not_found"]);
@@ -150,7 +155,7 @@ describe("internal credentials", () => {
 
   test("limits: internal batches are bounded (at most 128 items)", async () => {
     const gateway = mesh.grpcClient(TaskServiceClient, "task", "gateway");
-    const items = Array.from({ length: 129 }, () => ({ caller: { token: owner.accessToken, request_id: "x" }, request: { task_id: taskId } }));
+    const items = Array.from({ length: 129 }, () => ({ caller: onBehalfOf(owner, "x"), request: { task_id: taskId } }));
     await expect(gateway.call("getTasks", { items }, { internal: true })).rejects.toMatchObject({ code: "validation_failed" });
   });
 });

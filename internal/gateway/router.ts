@@ -7,6 +7,7 @@ import { bearerToken, type AccessClaims } from "../platform/access-tokens.js";
 import { AppError, errorBody, forbidden, unauthorized } from "../platform/errors.js";
 import { classifyError } from "../platform/failures.js";
 import { requestIdOf, type Logger } from "../platform/logger.js";
+import { inSpan, isTracing, SpanKind, SpanStatusCode, type Span } from "../platform/tracing.js";
 import { parseInput } from "../platform/validate.js";
 import { field } from "../../api/contracts/fields.js";
 
@@ -156,6 +157,7 @@ export class Router {
         route: r,
         params: names.map((name) => ({ name, schema: name.endsWith("_id") ? field.id(name) : undefined })),
         duration: this.duration.labels({ route: r.path, method: r.method }),
+        spanName: `${r.method.toUpperCase()} ${r.path}`,
         byStatus: new Map(),
       };
       const pattern = r.path.replace(/\{([a-z_]+)\}/g, ":$1");
@@ -254,24 +256,32 @@ export class Router {
     };
 
     let status = 0;
-    run()
-      .catch((error: unknown) => this.failure(error, requestLog()))
-      .then((reply) => {
-        status = reply.status;
-        return this.send(res, state, requestId, cors ? { ...reply, headers: { ...reply.headers, ...cors } } : reply);
-      })
-      .catch((error: unknown) => requestLog().error({ err: error }, "response failed"))
-      .finally(() => {
-        let requests = compiled.byStatus.get(status);
-        if (!requests) {
-          requests = this.requests.labels({ route: r.path, method: r.method, status: String(status) });
-          compiled.byStatus.set(status, requests);
-        }
-        requests.inc();
-        const seconds = (performance.now() - started) / 1000;
-        compiled.duration.observe(seconds);
-        if (this.deps.accessLog) requestLog().info({ method: r.method, route: r.path, status, ms: seconds * 1000 }, "request");
-      });
+    const respond = (span?: Span) =>
+      run()
+        .catch((error: unknown) => this.failure(error, requestLog()))
+        .then((reply) => {
+          status = reply.status;
+          if (span) {
+            span.setAttribute("http.response.status_code", status);
+            if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+          }
+          return this.send(res, state, requestId, cors ? { ...reply, headers: { ...reply.headers, ...cors } } : reply);
+        })
+        .catch((error: unknown) => requestLog().error({ err: error }, "response failed"))
+        .finally(() => {
+          let requests = compiled.byStatus.get(status);
+          if (!requests) {
+            requests = this.requests.labels({ route: r.path, method: r.method, status: String(status) });
+            compiled.byStatus.set(status, requests);
+          }
+          requests.inc();
+          const seconds = (performance.now() - started) / 1000;
+          compiled.duration.observe(seconds);
+          if (this.deps.accessLog) requestLog().info({ method: r.method, route: r.path, status, ms: seconds * 1000 }, "request");
+        });
+    // A trace starts here: a client's traceparent is not trusted (the edge of the system).
+    if (isTracing()) void inSpan(compiled.spanName, SpanKind.SERVER, { "http.request.method": r.method.toUpperCase(), "http.route": r.path, "taskboard.request_id": requestId }, respond);
+    else void respond();
   }
 
   private async authenticate(auth: RouteAuth, header: string): Promise<Caller | undefined> {
@@ -353,6 +363,8 @@ interface CompiledRoute {
   params: { name: string; schema: z.ZodType | undefined }[];
   duration: ReturnType<Histogram<"route" | "method">["labels"]>;
   byStatus: Map<number, ReturnType<Counter<"route" | "method" | "status">["labels"]>>;
+  /** "POST /workspaces/{workspace_id}/tasks": the route's server span. */
+  spanName: string;
 }
 
 /** Whether the client went away; the abort signal is made only for routes that ask for it. */

@@ -6,6 +6,7 @@ import type { WorkspaceServiceClient } from "../../api/gen/taskboard/workspace/v
 import type { OutgoingCall, ServiceClient } from "../platform/grpc-client.js";
 import type { Memberships } from "../platform/memberships.js";
 import type { TaskBatches } from "./task-batches.js";
+import { traceHeaders } from "../platform/tracing.js";
 
 /** The gRPC services behind the gateway. */
 export interface Services {
@@ -22,7 +23,8 @@ export interface Services {
 
 /** The caller of a batched call's item. */
 export function itemCaller(ctx: { caller: { token: string } | undefined; requestId: string }) {
-  return { token: ctx.caller?.token ?? "", request_id: ctx.requestId };
+  const trace = traceHeaders();
+  return { token: ctx.caller?.token ?? "", request_id: ctx.requestId, traceparent: trace?.["traceparent"] ?? "", tracestate: trace?.["tracestate"] ?? "" };
 }
 
 /** A call on behalf of the request's caller (token forwarded) with its request id. */

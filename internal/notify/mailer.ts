@@ -1,4 +1,5 @@
 import { SendEmailCommand, SESv2Client } from "@aws-sdk/client-sesv2";
+import { inSpan, SpanKind } from "../platform/tracing.js";
 import type { Mail } from "./templates.js";
 
 /** Why a SendEmail call failed, as far as retrying is concerned. */
@@ -77,12 +78,14 @@ export class SesMailer implements Mailer {
         },
       },
     });
-    try {
-      const output = await this.client.send(command);
-      return output.MessageId ?? "(no message id)";
-    } catch (error) {
-      throw classify(error);
-    }
+    return inSpan("SESv2/SendEmail", SpanKind.CLIENT, { "rpc.system": "aws-api", "rpc.service": "SESv2", "rpc.method": "SendEmail" }, async () => {
+      try {
+        const output = await this.client.send(command);
+        return output.MessageId ?? "(no message id)";
+      } catch (error) {
+        throw classify(error);
+      }
+    });
   }
 
   close(): void {

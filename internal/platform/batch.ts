@@ -3,6 +3,7 @@ import type { AccessClaims } from "./access-tokens.js";
 import { AppError, badRequest, isErrorCode, unauthorized } from "./errors.js";
 import { classifyError } from "./failures.js";
 import type { Principal } from "./principal.js";
+import { inSpan, isTracing, linkToCurrent, remoteContext, SpanKind } from "./tracing.js";
 
 /**
  * Batched internal calls: the gateway coalesces concurrent requests of many
@@ -32,6 +33,17 @@ export async function principalOf(
   } catch (error) {
     return classifyError(error);
   }
+}
+
+/**
+ * Runs one item's share of a batch call in a span of the item's own trace (the
+ * trace context it carries), linked to the batch call's span: what it does, and
+ * the events it writes, belong to the request it came from. Off: `fn()`.
+ */
+export function inItemSpan<T>(method: string, caller: OnBehalfOf | undefined, fn: () => Promise<T>): Promise<T> {
+  if (!isTracing() || !caller?.traceparent) return fn();
+  const parent = remoteContext((key) => (key === "traceparent" ? caller.traceparent : caller.tracestate || undefined));
+  return inSpan(`${method} item`, SpanKind.SERVER, { "taskboard.request_id": caller.request_id }, fn, parent, linkToCurrent());
 }
 
 export function toItemError(error: AppError): ItemError {

@@ -19,7 +19,9 @@ import { createPostgres, pingPostgres, type Sql } from "./postgres.js";
 import { connectRedis, pingRedis } from "./redis.js";
 import { announceReady, createRuntime, runMain, type Runtime } from "./runtime.js";
 import { ensureStream } from "./stream.js";
+import { startTracing } from "./tracing.js";
 import type { Redis } from "ioredis";
+import { Gauge } from "prom-client";
 import type { JSONWebKeySet } from "jose";
 
 /** What every service's configuration has (platform/config.ts: commonEnv, natsEnv). */
@@ -73,10 +75,13 @@ export class Platform implements Runtime {
   private redisConnection: Promise<Redis> | undefined;
   private verifier: AccessTokenVerifier | undefined;
   private grpcServer: GrpcServer | undefined;
+  private readonly durables: string[] = [];
 
   constructor(
     readonly service: string,
     readonly config: PlatformConfig,
+    /** Flushes and stops tracing (startTracing), when it is on: the last shutdown step. */
+    private readonly stopTracing?: () => Promise<void>,
   ) {
     const runtime = createRuntime(service, config);
     this.log = runtime.log;
@@ -174,8 +179,35 @@ export class Platform implements Runtime {
     const { handle, ...options } = subscription;
     const consumer = new DurableConsumer(js, jsm, { ...options, stream: this.config.NATS_STREAM }, handle, this.log);
     await consumer.start();
+    if (this.durables.push(options.durable) === 1) this.consumerLagMetrics(jsm);
     this.onStop("consumers", options.durable, () => consumer.close());
     return consumer;
+  }
+
+  /**
+   * Consumer lag, read from JetStream when Prometheus scrapes: events not yet
+   * delivered to each of the process's durables, and those delivered but not yet
+   * acknowledged. A durable that cannot be read (NATS away) is left out of that scrape.
+   */
+  private consumerLagMetrics(jsm: JetStreamManager): void {
+    const stream = this.config.NATS_STREAM;
+    const durables = this.durables;
+    const gauge = (name: string, help: string, read: (info: { num_pending: number; num_ack_pending: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["consumer"],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const durable of durables) {
+            const info = await jsm.consumers.info(stream, durable).catch(() => undefined);
+            if (info) this.set({ consumer: durable }, read(info));
+          }
+        },
+      });
+    gauge("taskboard_consumer_pending_messages", "Events in the stream not yet delivered to the durable consumer", (info) => info.num_pending);
+    gauge("taskboard_consumer_ack_pending_messages", "Events delivered to the durable consumer and not yet acknowledged", (info) => info.num_ack_pending);
   }
 
   /** The gRPC server: users authorised by their access tokens, other processes by their own internal credentials. */
@@ -207,6 +239,7 @@ export class Platform implements Runtime {
     this.shutdown.add("mark stopping", () => this.health.markStopping());
     for (const phase of PHASES) for (const step of this.steps.filter((s) => s.phase === phase)) this.shutdown.add(step.name, step.run);
     this.shutdown.add("admin", () => admin.close());
+    if (this.stopTracing) this.shutdown.add("traces", this.stopTracing);
     announceReady(this.log, { ...ports, ...options.extra });
     return this;
   }
@@ -220,7 +253,7 @@ export function runService<C extends PlatformConfig>(
 ): void {
   runMain(service, async () => {
     const config = loadConfig(process.env);
-    return wire(new Platform(service, config), config);
+    return wire(new Platform(service, config, await startTracing(service, process.env)), config);
   });
 }
 

@@ -2,6 +2,7 @@ import { AckPolicy, DeliverPolicy, nanos, type Consumer, type JetStreamClient, t
 import { decodeEvent, type Event, type Subjects } from "./events.js";
 import type { Logger } from "./logger.js";
 import { exponentialBackoff, sleep, type Backoff } from "./retry.js";
+import { inSpan, isTracing, remoteContext, SpanKind } from "./tracing.js";
 
 export interface DurableConsumerOptions {
   stream: string;
@@ -205,8 +206,9 @@ export class DurableConsumer {
     }
     const attempt = message.info.redeliveryCount;
     const heartbeat = setInterval(() => message.working(), Math.max(250, Math.floor(this.ackWaitMs / 3)));
+    const delivery = { attempt, seq: message.seq, working: () => message.working() };
     try {
-      const outcome = await this.handle(event, { attempt, seq: message.seq, working: () => message.working() });
+      const outcome = isTracing() ? await this.traced(message, event, delivery) : await this.handle(event, delivery);
       if (outcome) settle(message, "nak", this.log, outcome.retryInMs);
       else settle(message, "ack", this.log);
     } catch (error) {
@@ -221,6 +223,21 @@ export class DurableConsumer {
     } finally {
       clearInterval(heartbeat);
     }
+  }
+
+  /** The handling of one delivery in a consumer span of the trace that published the event (its headers). */
+  private traced(message: JsMsg, event: Event, delivery: Delivery): Promise<Outcome> {
+    const attributes = {
+      "messaging.system": "nats",
+      "messaging.operation.type": "process",
+      "messaging.destination.name": message.subject,
+      "messaging.consumer.group.name": this.options.durable,
+      "messaging.message.id": event.id,
+      "messaging.message.delivery_attempt": delivery.attempt,
+      "taskboard.event.type": event.type,
+    };
+    const parent = remoteContext((key) => message.headers?.get(key) || undefined);
+    return inSpan(`${this.options.durable} process`, SpanKind.CONSUMER, attributes, () => this.handle(event, delivery), parent);
   }
 }
 

@@ -63,6 +63,8 @@ export interface NewEvent {
   changes?: string[] | undefined;
   /** custom.message of a group: published on the group's subject, delivered to its members only. */
   group_id?: string | undefined;
+  /** Not part of the event: the trace context its outbox row carries, when not the current one (tracing.ts). */
+  trace?: Record<string, string> | undefined;
 }
 
 const decoder = new TextDecoder();

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { AppError, errorCodeForGrpcStatus, isErrorCode } from "./errors.js";
+import { inSpan, isTracing, SpanKind, traceHeaders, type Span } from "./tracing.js";
 
 /** Who an outgoing call acts for, and how long it may take. */
 export interface OutgoingCall {
@@ -65,17 +66,22 @@ export class ServiceClient<C extends grpc.Client> {
 
   call<K extends UnaryNames<C>>(method: K, request: Req<C[K]>, call: OutgoingCall): Promise<Res<C[K]>> {
     const fn = this.client[method] as unknown as UnaryFn<Req<C[K]>, Res<C[K]>>;
-    return new Promise((resolve, reject) => {
-      fn.call(this.client, request, this.metadata(call), { deadline: this.deadline(call) }, (error, response) =>
-        error ? reject(fromGrpcError(error)) : resolve(response),
-      );
-    });
+    const send = (span?: Span) =>
+      new Promise<Res<C[K]>>((resolve, reject) => {
+        fn.call(this.client, request, this.metadata(call, span), { deadline: this.deadline(call) }, (error, response) =>
+          error ? reject(fromGrpcError(error)) : resolve(response),
+        );
+      });
+    return isTracing() ? inSpan(...this.spanOf(method as string), send) : send();
   }
 
   /** A server stream as an async iterable; errors are AppErrors. */
   async *stream<K extends StreamNames<C>>(method: K, request: Req<C[K]>, call: OutgoingCall): AsyncGenerator<Res<C[K]>> {
     const fn = this.client[method] as unknown as StreamFn<Req<C[K]>, Res<C[K]>>;
-    const stream = fn.call(this.client, request, this.metadata(call), { deadline: this.deadline(call) });
+    // Traced as the call's opening: the stream's context travels to the callee; its messages are not spans.
+    const stream = isTracing()
+      ? await inSpan(...this.spanOf(method as string), async (span) => fn.call(this.client, request, this.metadata(call, span), { deadline: this.deadline(call) }))
+      : fn.call(this.client, request, this.metadata(call), { deadline: this.deadline(call) });
     const cancel = () => stream.cancel();
     if (call.signal?.aborted) cancel();
     else call.signal?.addEventListener("abort", cancel, { once: true });
@@ -104,11 +110,19 @@ export class ServiceClient<C extends grpc.Client> {
     return Date.now() + (call.timeoutMs ?? this.defaultTimeoutMs);
   }
 
-  private metadata(call: OutgoingCall): grpc.Metadata {
+  /** The client span's name, kind and attributes (OpenTelemetry's RPC conventions). */
+  private spanOf(method: string): [string, SpanKind, { "rpc.system": string; "rpc.service": string; "rpc.method": string }] {
+    const service = (this.client.constructor as { serviceName?: string }).serviceName ?? "unknown";
+    const name = method.charAt(0).toUpperCase() + method.slice(1);
+    return [`${service}/${name}`, SpanKind.CLIENT, { "rpc.system": "grpc", "rpc.service": service, "rpc.method": name }];
+  }
+
+  private metadata(call: OutgoingCall, span?: Span): grpc.Metadata {
     const metadata = new grpc.Metadata();
     if (call.internal) metadata.set("x-internal-token", this.internalSecret);
     else if (call.token) metadata.set("authorization", `Bearer ${call.token}`);
     if (call.requestId) metadata.set("x-request-id", call.requestId);
+    if (span) for (const [key, value] of Object.entries(traceHeaders() ?? {})) metadata.set(key, value);
     return metadata;
   }
 }

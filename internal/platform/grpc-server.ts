@@ -8,6 +8,7 @@ import { credentialDigest } from "./internal-callers.js";
 import { admits, type Access, type Caller, type Principal } from "./principal.js";
 import { bearerToken, type AccessClaims } from "./access-tokens.js";
 import { MAX_MESSAGE_BYTES } from "./grpc-client.js";
+import { failSpan, inSpan, isTracing, remoteContext, SpanKind, type Span } from "./tracing.js";
 
 export interface CallContext {
   principal: Principal;
@@ -93,8 +94,8 @@ export class GrpcServer {
       const handler = handlers[name as keyof S] as UnaryMethod<unknown, unknown> | StreamMethod<unknown, unknown>;
       const label = method.path.split("/").pop() ?? name;
       implementation[name] = method.responseStream
-        ? this.streaming(label, handler as StreamMethod<unknown, unknown>)
-        : this.unary(label, handler as UnaryMethod<unknown, unknown>);
+        ? (traced(method.path, this.streaming(label, handler as StreamMethod<unknown, unknown>)) as grpc.handleServerStreamingCall<unknown, unknown>)
+        : traced(method.path, this.unary(label, handler as UnaryMethod<unknown, unknown>));
     }
     this.server.addService(definition as unknown as grpc.ServiceDefinition, implementation);
     return this;
@@ -123,14 +124,14 @@ export class GrpcServer {
     });
   }
 
-  private unary(label: string, method: UnaryMethod<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+  private unary(label: string, method: UnaryMethod<unknown, unknown>): TracedHandler<grpc.ServerUnaryCall<unknown, unknown>, grpc.sendUnaryData<unknown>> {
     const duration = this.duration.labels({ method: label });
     const ok = this.handled.labels({ method: label, code: "OK" });
-    return (call, callback) => {
+    return (call, callback, span) => {
       const started = performance.now();
       let ctx: Context | undefined;
       call.on("cancelled", () => ctx?.cancel());
-      this.context(call.metadata, method.access, label, call.getPeer())
+      return this.context(call.metadata, method.access, label, call.getPeer())
         .then((context) => {
           ctx = context;
           return method.handle(call.request, context).then(
@@ -138,18 +139,18 @@ export class GrpcServer {
               ok.inc();
               callback(null, response);
             },
-            (error: unknown) => callback(this.failure(label, error, context.log)),
+            (error: unknown) => callback(this.failure(label, error, context.log, span)),
           );
         })
-        .catch((error: unknown) => callback(this.failure(label, error, this.deps.log)))
+        .catch((error: unknown) => callback(this.failure(label, error, this.deps.log, span)))
         .finally(() => duration.observe((performance.now() - started) / 1000));
     };
   }
 
-  private streaming(label: string, method: StreamMethod<unknown, unknown>): grpc.handleServerStreamingCall<unknown, unknown> {
+  private streaming(label: string, method: StreamMethod<unknown, unknown>): TracedHandler<grpc.ServerWritableStream<unknown, unknown>, unknown> {
     const duration = this.duration.labels({ method: label });
     const ok = this.handled.labels({ method: label, code: "OK" });
-    return (call) => {
+    return (call, _callback, span) => {
       const started = performance.now();
       let ctx: Context | undefined;
       let cancelled = false;
@@ -163,7 +164,7 @@ export class GrpcServer {
           if (call.write(message)) resolve();
           else call.once("drain", () => resolve());
         });
-      this.context(call.metadata, method.access, label, call.getPeer())
+      return this.context(call.metadata, method.access, label, call.getPeer())
         .then((context) => {
           ctx = context;
           if (cancelled) context.cancel();
@@ -174,7 +175,7 @@ export class GrpcServer {
           call.end();
         })
         .catch((error: unknown) => {
-          if (!cancelled) call.emit("error", this.failure(label, error, ctx?.log ?? this.deps.log));
+          if (!cancelled) call.emit("error", this.failure(label, error, ctx?.log ?? this.deps.log, span));
         })
         .finally(() => duration.observe((performance.now() - started) / 1000));
     };
@@ -205,16 +206,41 @@ export class GrpcServer {
     return { kind: "user", userId: claims.userId, role: claims.role, token };
   }
 
-  private failure(label: string, error: unknown, log: Logger): Partial<grpc.StatusObject> {
+  private failure(label: string, error: unknown, log: Logger, span: Span | undefined): Partial<grpc.StatusObject> {
     const appError = classifyError(error);
     const { grpc: code } = errorCatalogue[appError.code];
     this.handled.inc({ method: label, code: grpc.status[code] ?? String(code) });
-    if (appError.code === "internal" || appError.code === "dependency_unavailable") log.error({ err: error }, "call failed");
+    span?.setAttribute("rpc.grpc.status_code", code);
+    if (appError.code === "internal" || appError.code === "dependency_unavailable") {
+      log.error({ err: error }, "call failed");
+      if (span) failSpan(span, error);
+    }
     const metadata = new grpc.Metadata();
     metadata.set("tb-error-code", appError.code);
     if (appError.details) metadata.set("tb-error-details", JSON.stringify(appError.details));
     return { code, details: appError.message, metadata };
   }
+}
+
+/** A method's handler, told the call's server span when tracing; returns when the call is done. */
+type TracedHandler<Call, Callback> = (call: Call, callback: Callback, span?: Span) => Promise<unknown>;
+
+/**
+ * The gRPC handler of `serve`: within a server span that continues the
+ * caller's trace (W3C headers in the metadata) when tracing, else `serve` as is.
+ */
+function traced<Call extends { metadata: grpc.Metadata }, Callback>(path: string, serve: TracedHandler<Call, Callback>): (call: Call, callback: Callback) => void {
+  const name = path.replace(/^\//, "");
+  const [service = "", method = ""] = name.split("/");
+  const attributes = { "rpc.system": "grpc", "rpc.service": service, "rpc.method": method };
+  return (call, callback) => {
+    if (!isTracing()) return void serve(call, callback);
+    const parent = remoteContext((key) => {
+      const value = call.metadata.get(key)[0];
+      return typeof value === "string" ? value : undefined;
+    });
+    void inSpan(name, SpanKind.SERVER, attributes, (span) => serve(call, callback, span), parent);
+  };
 }
 
 /**

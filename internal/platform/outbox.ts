@@ -7,6 +7,7 @@ import type { Migration } from "./migrate.js";
 import type { PendingQuery, Row } from "postgres";
 import { createPostgres, type Sql, type TransactionSql } from "./postgres.js";
 import { exponentialBackoff } from "./retry.js";
+import { inSpan, isTracing, remoteContext, SpanKind, traceHeaders, traceMessageHeaders } from "./tracing.js";
 
 /** The outbox tables every publishing schema gets before its own migrations. */
 export const outboxMigrations: Migration[] = [
@@ -36,6 +37,12 @@ export const outboxMigrations: Migration[] = [
         failed_at timestamptz not null default clock_timestamp()
       );`,
   },
+  {
+    // The W3C trace context of the transaction that wrote the row (JSON of traceparent and
+    // tracestate; null when tracing is off), sent with the event as NATS headers (tracing.ts).
+    version: "000_outbox_trace_context",
+    sql: `alter table outbox add column trace_context text;`,
+  },
 ];
 
 export interface OutboxOptions {
@@ -54,6 +61,7 @@ interface OutboxRow {
   msg_id: string;
   payload: string;
   created_at: Date;
+  trace_context: string | null;
 }
 
 /** Publish retries: 100 ms doubling to 5 s. */
@@ -192,12 +200,14 @@ export class Outbox {
   async transaction<T>(work: (tx: TransactionSql, emit: Emit) => Promise<T>): Promise<T> {
     const result = await this.sql.begin(async (tx) => {
       const events: Event[] = [];
+      const inputs: NewEvent[] = [];
       const value = await work(tx, (input) => {
         const event = newEvent(input);
         events.push(event);
+        inputs.push(input);
         return event;
       });
-      if (events.length > 0) await tx`insert into ${tx(this.options.schema)}.outbox ${this.rows(tx, events)}`;
+      if (events.length > 0) await tx`insert into ${tx(this.options.schema)}.outbox ${this.rows(tx, events, inputs)}`;
       return { value, emitted: events.length > 0 };
     });
     if (result.emitted) this.committed();
@@ -212,14 +222,19 @@ export class Outbox {
    */
   async write(change: (sql: Sql) => PendingQuery<Row[]>, inputs: NewEvent[]): Promise<Event[]> {
     const events = inputs.map(newEvent);
-    await this.sql`with changed as (${change(this.sql)}) insert into ${this.sql(this.options.schema)}.outbox ${this.rows(this.sql, events)}`;
+    await this.sql`with changed as (${change(this.sql)}) insert into ${this.sql(this.options.schema)}.outbox ${this.rows(this.sql, events, inputs)}`;
     this.committed();
     return events;
   }
 
-  private rows(sql: Sql | TransactionSql, events: Event[]) {
-    const rows = events.map((event) => ({ subject: this.subjects.of(event), msg_id: event.id, payload: JSON.stringify(event) }));
-    return sql(rows, "subject", "msg_id", "payload");
+  /** The outbox rows of `events`, each with its input's trace context, or the current one. */
+  private rows(sql: Sql | TransactionSql, events: Event[], inputs: NewEvent[]) {
+    const current = traceHeaders();
+    const rows = events.map((event, i) => {
+      const trace = inputs[i]!.trace ?? current;
+      return { subject: this.subjects.of(event), msg_id: event.id, payload: JSON.stringify(event), trace_context: trace ? JSON.stringify(trace) : null };
+    });
+    return sql(rows, "subject", "msg_id", "payload", "trace_context");
   }
 
   /** Starts the relay: wake-up subscription and leader election. */
@@ -317,16 +332,14 @@ export class Outbox {
     const table = this.sql(this.options.schema);
     for (;;) {
       const rows = await this.session<OutboxRow[]>`
-        select id, subject, msg_id, payload, created_at from ${table}.outbox
+        select id, subject, msg_id, payload, created_at, trace_context from ${table}.outbox
         where pg_backend_pid() = ${this.sessionPid}
         order by id limit ${this.batchSize}`.catch((error: unknown) => {
         throw new LockLost(this.options.schema, error);
       });
       if (this.sessionLost) throw new LockLost(this.options.schema, new Error("the lock's connection closed"));
       if (rows.length === 0 || this.closed) return;
-      const { done, failed, orderBroken } = await publishInOrder(rows, (row) =>
-        this.js.publish(row.subject, this.encoder.encode(row.payload), { msgID: row.msg_id, timeout: this.publishTimeoutMs }),
-      );
+      const { done, failed, orderBroken } = await publishInOrder(rows, (row) => this.publish(row));
       if (orderBroken) {
         this.orderBreaks.inc();
         this.log.error({ schema: this.options.schema, outbox_id: failed?.row.id }, "events of one batch were stored after JetStream refused an earlier one: their order is broken");
@@ -341,6 +354,22 @@ export class Outbox {
       if (!neverPublishable(failed.error)) throw failed.error;
       await this.setAside(failed.row, failed.error);
     }
+  }
+
+  /**
+   * Publishes one row with Nats-Msg-Id = its event id. A row written in a trace
+   * is published in a producer span of that trace, whose context travels in the
+   * message's headers (to the consumers and, republished, to the gateways).
+   */
+  private publish(row: OutboxRow) {
+    const options = { msgID: row.msg_id, timeout: this.publishTimeoutMs };
+    if (!row.trace_context) return this.js.publish(row.subject, this.encoder.encode(row.payload), options);
+    const stored = JSON.parse(row.trace_context) as Record<string, string>;
+    if (!isTracing()) return this.js.publish(row.subject, this.encoder.encode(row.payload), { ...options, headers: traceMessageHeaders(stored) });
+    const attributes = { "messaging.system": "nats", "messaging.operation.type": "send", "messaging.destination.name": row.subject, "messaging.message.id": row.msg_id };
+    return inSpan("outbox publish", SpanKind.PRODUCER, attributes, async () =>
+      this.js.publish(row.subject, this.encoder.encode(row.payload), { ...options, headers: traceMessageHeaders(traceHeaders() ?? stored) }),
+    remoteContext((key) => stored[key]));
   }
 
   /** Moves a row JetStream refuses for good out of the way, with the reason (logged, counted, kept). */

@@ -2,11 +2,12 @@ import { connect, type Socket } from "node:net";
 import postgres from "postgres";
 import type { Logger } from "./logger.js";
 import { exponentialBackoff } from "./retry.js";
+import { tracedSql } from "./tracing.js";
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
-/** A postgres.js pool; `undefined` values are written as NULL. */
+/** A postgres.js pool; `undefined` values are written as NULL; traced when tracing is on (tracing.ts). */
 export function createPostgres(
   url: string,
   options: {
@@ -19,7 +20,7 @@ export function createPostgres(
     onClose?: () => void;
   },
 ): Sql {
-  return postgres(url, {
+  const sql = postgres(url, {
     ...(options.onClose ? { onclose: options.onClose } : {}),
     ...(options.noDelay ? { socket: tcpNoDelay } : {}),
     max: options.poolSize,
@@ -33,6 +34,7 @@ export function createPostgres(
     // Postgres is back. Retry within a second instead (seconds, as postgres.js counts).
     backoff: (failures: number) => reconnectPolicy.backoff(failures) / 1000,
   });
+  return tracedSql(sql);
 }
 
 /** Reconnects to Postgres: 50 ms doubling to 1 s. */

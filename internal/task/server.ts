@@ -55,7 +55,7 @@ export function taskHandlers(service: TaskService, verify: (token: string) => Pr
       access: { callers: ["gateway"] },
       handle: async (req, ctx) => {
         const items = await Promise.all(
-          boundedItems(req.items).map(async (item) => ({ principal: await principalOf(item.caller, verify), input: item.request! })),
+          boundedItems(req.items).map(async (item) => ({ principal: await principalOf(item.caller, verify), input: item.request!, caller: item.caller })),
         );
         return results(await service.createTasks(items), ctx);
       },
@@ -64,7 +64,7 @@ export function taskHandlers(service: TaskService, verify: (token: string) => Pr
       access: { callers: ["gateway"] },
       handle: async (req, ctx) => {
         const items = await Promise.all(
-          boundedItems(req.items).map(async (item) => ({ principal: await principalOf(item.caller, verify), task_id: item.request?.task_id ?? "" })),
+          boundedItems(req.items).map(async (item) => ({ principal: await principalOf(item.caller, verify), task_id: item.request?.task_id ?? "", caller: item.caller })),
         );
         return results(await service.getTasks(items), ctx);
       },

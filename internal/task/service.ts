@@ -18,6 +18,8 @@ import { CreateComment, UpdateComment } from "../../api/contracts/comment.js";
 import { field } from "../../api/contracts/fields.js";
 import { fromPatch } from "../../api/contracts/shape.js";
 import { CreateTask, MAX_WATCHERS, TaskFilter, UpdateTask } from "../../api/contracts/task.js";
+import type { OnBehalfOf } from "../../api/gen/taskboard/common/v1/batch.js";
+import { inItemSpan } from "../platform/batch.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
 import { AppError, forbidden, notFound, unprocessable } from "../platform/errors.js";
 import type { NewEvent, Subjects } from "../platform/events.js";
@@ -26,6 +28,7 @@ import type { Logger } from "../platform/logger.js";
 import { classifyError } from "../platform/failures.js";
 import type { Outbox } from "../platform/outbox.js";
 import type { Principal } from "../platform/principal.js";
+import { traceHeaders } from "../platform/tracing.js";
 import { parseInput } from "../platform/validate.js";
 import { MANAGERS, Tenancy, userOf, type RoleSource } from "../platform/tenancy.js";
 import { commentResource, taskResource } from "./resources.js";
@@ -91,10 +94,12 @@ export class TaskService {
   }
 
   /** Many users' creates (the gateway's batches) in one statement; an item that fails does not fail the others. */
-  async createTasks(items: { principal: Principal | AppError; input: CreateTaskRequest }[]): Promise<(Task | AppError)[]> {
+  async createTasks(items: { principal: Principal | AppError; input: CreateTaskRequest; caller?: OnBehalfOf | undefined }[]): Promise<(Task | AppError)[]> {
     const prepared = await Promise.all(
-      items.map(({ principal, input }) =>
-        principal instanceof AppError ? principal : this.prepareTask(principal, input).catch((error: unknown) => classifyError(error)),
+      items.map(({ principal, input, caller }) =>
+        principal instanceof AppError
+          ? principal
+          : inItemSpan("taskboard.task.v1.TaskService/CreateTasks", caller, () => this.prepareTask(principal, input)).catch((error: unknown) => classifyError(error)),
       ),
     );
     const accepted = prepared.filter((p): p is PreparedTask => !(p instanceof AppError));
@@ -112,16 +117,16 @@ export class TaskService {
   }
 
   /** Many users' reads (the gateway's batches): one query, each item authorised on its own. */
-  async getTasks(items: { principal: Principal | AppError; task_id: string }[]): Promise<(Task | AppError)[]> {
+  async getTasks(items: { principal: Principal | AppError; task_id: string; caller?: OnBehalfOf | undefined }[]): Promise<(Task | AppError)[]> {
     const ids = items.map((item) => taskId.safeParse(item.task_id)).flatMap((r) => (r.success ? [r.data] : []));
     const rows = new Map((await this.store.tasksByIds(ids)).map((row) => [row.id, row]));
     return Promise.all(
-      items.map(async ({ principal, task_id }) => {
+      items.map(async ({ principal, task_id, caller }) => {
         if (principal instanceof AppError) return principal;
         try {
           const row = rows.get(parseInput(taskId, task_id));
           if (!row) throw notFound("task");
-          await this.member(principal, row.workspace_id, "task");
+          await inItemSpan("taskboard.task.v1.TaskService/GetTasks", caller, () => this.member(principal, row.workspace_id, "task"));
           return toTask(row);
         } catch (error) {
           return classifyError(error);
@@ -148,7 +153,15 @@ export class TaskService {
       updated_at: now.toISOString(),
     };
     const created = toTask(row);
-    const event: NewEvent = { type: "task.created", workspace_id: row.workspace_id, user_id: caller.userId, aggregate_id: row.id, data: taskResource(created) };
+    const event: NewEvent = {
+      type: "task.created",
+      workspace_id: row.workspace_id,
+      user_id: caller.userId,
+      aggregate_id: row.id,
+      data: taskResource(created),
+      // This item's trace (its request's), though the batch is written in one statement.
+      trace: traceHeaders(),
+    };
     return { row, task: created, events: row.assignee_id ? [event, { ...event, type: "task.assigned" }] : [event] };
   }
 

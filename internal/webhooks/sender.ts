@@ -3,6 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import ipaddr from "ipaddr.js";
 import { isPublicAddress, publicOnlyLookup } from "./addresses.js";
+import { inSpan, SpanKind, SpanStatusCode } from "../platform/tracing.js";
 
 /** What one POST to a webhook came to: its status, or why there is none. */
 export type SendResult = { status: number; error?: undefined } | { status?: undefined; error: string };
@@ -22,6 +23,20 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * public addresses are connected to (addresses.ts).
  */
 export function postDelivery(
+  target: { url: string; secret: string },
+  delivery: { id: string; eventType: string; body: string },
+  options: { timeoutMs: number; allowPrivate: boolean },
+): Promise<SendResult> {
+  const attributes = { "http.request.method": "POST", "server.address": new URL(target.url).hostname, "taskboard.webhook.delivery_id": delivery.id };
+  return inSpan("webhook POST", SpanKind.CLIENT, attributes, async (span) => {
+    const result = await post(target, delivery, options);
+    if (result.status !== undefined) span?.setAttribute("http.response.status_code", result.status);
+    else span?.setStatus({ code: SpanStatusCode.ERROR, message: result.error });
+    return result;
+  });
+}
+
+function post(
   target: { url: string; secret: string },
   delivery: { id: string; eventType: string; body: string },
   options: { timeoutMs: number; allowPrivate: boolean },

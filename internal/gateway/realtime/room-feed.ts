@@ -1,6 +1,7 @@
-import { AckPolicy, createInbox, DeliverPolicy, isHeartbeatMsg, nanos, type JetStreamManager, type Msg, type NatsConnection, type Subscription } from "nats";
+import { AckPolicy, createInbox, DeliverPolicy, isHeartbeatMsg, nanos, type JetStreamManager, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "nats";
 import type { Logger } from "../../platform/logger.js";
 import { exponentialBackoff, sleep } from "../../platform/retry.js";
+import { isTracing } from "../../platform/tracing.js";
 
 /** One stored event of a room, as the feed passes it on. */
 export interface FeedEvent {
@@ -9,6 +10,8 @@ export interface FeedEvent {
   data: Uint8Array;
   /** When JetStream stored it (epoch ms). */
   storedAt: number;
+  /** The message's headers, read only when tracing (the trace context of whoever published it). */
+  headers?: MsgHdrs | undefined;
 }
 
 export interface RoomFeedDeps {
@@ -179,7 +182,7 @@ export class RoomFeed {
     this.nextDelivery++;
     if (meta.seq <= this.last) return;
     this.last = meta.seq;
-    this.onEvent({ seq: meta.seq, subject: message.subject, data: message.data, storedAt: meta.storedAt });
+    this.onEvent({ seq: meta.seq, subject: message.subject, data: message.data, storedAt: meta.storedAt, headers: isTracing() ? message.headers : undefined });
   }
 }
 

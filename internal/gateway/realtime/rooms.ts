@@ -9,6 +9,7 @@ import type { RealtimeMetrics } from "./metrics.js";
 import { RoomFeed, StreamGone, type FeedEvent, type RoomFeedDeps } from "./room-feed.js";
 import { sseEvent, sseMessage, type SseTopics } from "./sse.js";
 import type { StreamReader, StreamState } from "./stream-reader.js";
+import { remoteContext, SpanKind, tracer } from "../../platform/tracing.js";
 
 /** The room's ordered feed of its workspace's events (RoomFeed; a fake in the unit tests). */
 export interface Feed {
@@ -218,6 +219,15 @@ export class Room {
     // Clients ahead of the room join the topic just before the first event they lack.
     for (const conn of this.waiting) if (conn.position < event.seq) this.goLive(conn);
     const frame = eventFrame(event.data, event.seq);
+    // Traced (when the event carries a trace context): one span per replica for the event's fan-out.
+    const headers = event.headers;
+    const span = headers
+      ? tracer.startSpan(
+          "ws fan-out",
+          { kind: SpanKind.CONSUMER, attributes: { "messaging.system": "nats", "messaging.destination.name": event.subject, "taskboard.workspace_id": this.workspaceId, "taskboard.seq": event.seq } },
+          remoteContext((key) => headers.get(key) || undefined),
+        )
+      : undefined;
     if (frame) {
       const audience = this.audienceOf(event.subject);
       const entry: HistoryEntry = { seq: event.seq, frame, audience };
@@ -229,7 +239,9 @@ export class Room {
         listeners += this.deps.app.numSubscribers(topic) + this.deps.sse.publish(topic, entry);
       }
       this.deps.metrics.delivered(listeners, event.storedAt);
+      span?.setAttribute("taskboard.listeners", listeners);
     }
+    span?.end();
     this.applyEffects(event.subject, event.data);
   }
 

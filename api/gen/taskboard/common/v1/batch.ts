@@ -20,6 +20,12 @@ export const protobufFileName = "taskboard/common/v1/batch.proto";
 export interface OnBehalfOf {
   token: string;
   request_id: string;
+  /**
+   * The W3C trace context of the item's request (empty when tracing is off): each
+   * item's work and effects belong to its own request's trace.
+   */
+  traceparent: string;
+  tracestate: string;
 }
 
 /**
@@ -33,7 +39,7 @@ export interface ItemError {
 }
 
 function createBaseOnBehalfOf(): OnBehalfOf {
-  return { token: "", request_id: "" };
+  return { token: "", request_id: "", traceparent: "", tracestate: "" };
 }
 
 export const OnBehalfOf: MessageFns<OnBehalfOf> = {
@@ -43,6 +49,12 @@ export const OnBehalfOf: MessageFns<OnBehalfOf> = {
     }
     if (message.request_id !== "") {
       writer.uint32(18).string(message.request_id);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(26).string(message.traceparent);
+    }
+    if (message.tracestate !== "") {
+      writer.uint32(34).string(message.tracestate);
     }
     return writer;
   },
@@ -74,6 +86,22 @@ export const OnBehalfOf: MessageFns<OnBehalfOf> = {
             }
 
             message.request_id = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tracestate = reader.string();
             continue;
           }
         }

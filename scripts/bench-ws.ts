@@ -1,11 +1,13 @@
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { appendFileSync, existsSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { connect, type JetStreamClient, type NatsConnection, type PubAck } from "nats";
+import { connect, headers as natsHeaders, type JetStreamClient, type NatsConnection, type PubAck } from "nats";
 import postgres from "postgres";
 import { TaskboardClient } from "../api/client/index.js";
 import { LocalCredentials } from "../internal/devenv/credentials.js";
@@ -53,6 +55,12 @@ const { values: args } = parseArgs({
     missed: { type: "string", default: "200" },
     /** The same storm against a mesh built from this git revision (in a temporary folder). */
     "storm-baseline": { type: "string" },
+    /**
+     * Tracing on in the servers under test (OTLP/HTTP to a sink of the bench's own that
+     * counts and discards), and every published event carrying a sampled trace context
+     * as the outbox sends it for a traced request: what tracing costs the fan-out.
+     */
+    tracing: { type: "boolean", default: false },
   },
 });
 /** A whole number of at least `min` from a flag, or the bench stops naming the flag. */
@@ -87,11 +95,13 @@ const opts = {
   stormResume: smoke ? 100 : count("storm-resume", 0),
   missed: smoke ? 50 : count("missed", 1),
   stormBaseline: smoke ? undefined : args["storm-baseline"],
+  tracing: args.tracing,
 };
 /** Node arguments of the servers under test: --cpu-prof when asked. */
 const nodeArgs = opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${opts.profile}`] : [];
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const runId = `b${randomBytes(4).toString("hex")}`;
+const otlpSink = opts.tracing ? await startOtlpSink() : undefined;
 const log = (line: string) => process.stdout.write(`${line}\n`);
 /** One client process can hold fewer sockets than the per-process descriptor limit. */
 const PER_WORKER_LIMIT = 4_500;
@@ -318,7 +328,32 @@ function publishEvent(js: JetStreamClient, root: string, room: Room, n: number):
     data: { bench: runId, n, t: nowMs(), pad },
     timestamp: Date.now(),
   };
-  return js.publish(`${root}.realtime.${room.workspaceId}.custom`, encoder.encode(JSON.stringify(event)), { msgID: event.id });
+  return js.publish(`${root}.realtime.${room.workspaceId}.custom`, encoder.encode(JSON.stringify(event)), {
+    msgID: event.id,
+    ...(opts.tracing ? { headers: traceparentHeaders() } : {}),
+  });
+}
+
+/** A sampled W3C trace context of a trace of its own, as a traced request's outbox row carries it. */
+function traceparentHeaders() {
+  const h = natsHeaders();
+  h.set("traceparent", `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`);
+  return h;
+}
+
+/** An OTLP/HTTP endpoint that counts what it is sent and throws it away (--tracing). */
+async function startOtlpSink(): Promise<{ url: string; requests: number; bytes: number; close(): void }> {
+  const sink = { url: "", requests: 0, bytes: 0, close: () => server.close() };
+  const server = createServer((req, res) => {
+    req.on("data", (chunk: Buffer) => (sink.bytes += chunk.length));
+    req.on("end", () => {
+      sink.requests++;
+      res.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  sink.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return sink;
 }
 
 /** Waits until deliveries stop growing (or every expected one arrived). */
@@ -667,6 +702,7 @@ async function startMesh(servers: Servers, admin: postgres.Sql, code: string, id
     // Each bench room is one user's thousands of connections.
     WS_MAX_CONNECTIONS_PER_USER: "1000000",
   };
+  if (otlpSink) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink.url });
   const credentials = new LocalCredentials();
   const envOf = (name: string) => ({ ...env, ...credentials.env(name) });
   const processes: MeshProcess[] = [];
@@ -808,6 +844,7 @@ function printSummary(): void {
       );
     }
   }
+  if (otlpSink) log(`tracing: the servers exported ${otlpSink.requests} OTLP requests, ${(otlpSink.bytes / 1024 / 1024).toFixed(1)} MiB`);
   log(`(JSON lines appended to ${opts.out})`);
 }
 
@@ -815,3 +852,4 @@ await main().catch((error: unknown) => {
   console.error(error);
   process.exitCode = 1;
 });
+otlpSink?.close();

@@ -192,22 +192,28 @@ export class Platform implements Runtime {
   private consumerLagMetrics(jsm: JetStreamManager): void {
     const stream = this.config.NATS_STREAM;
     const durables = this.durables;
-    const gauge = (name: string, help: string, read: (info: { num_pending: number; num_ack_pending: number }) => number) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ["consumer"],
-        registers: [this.registry],
-        async collect() {
-          this.reset();
-          for (const durable of durables) {
-            const info = await jsm.consumers.info(stream, durable).catch(() => undefined);
-            if (info) this.set({ consumer: durable }, read(info));
-          }
-        },
-      });
-    gauge("taskboard_consumer_pending_messages", "Events in the stream not yet delivered to the durable consumer", (info) => info.num_pending);
-    gauge("taskboard_consumer_ack_pending_messages", "Events delivered to the durable consumer and not yet acknowledged", (info) => info.num_ack_pending);
+    const collectFrom = (read: (info: { num_pending: number; num_ack_pending: number }) => number) =>
+      async function (this: Gauge<"consumer">) {
+        this.reset();
+        for (const durable of durables) {
+          const info = await jsm.consumers.info(stream, durable).catch(() => undefined);
+          if (info) this.set({ consumer: durable }, read(info));
+        }
+      };
+    new Gauge({
+      name: "taskboard_consumer_pending_messages",
+      help: "Events in the stream not yet delivered to the durable consumer",
+      labelNames: ["consumer"],
+      registers: [this.registry],
+      collect: collectFrom((info) => info.num_pending),
+    });
+    new Gauge({
+      name: "taskboard_consumer_ack_pending_messages",
+      help: "Events delivered to the durable consumer and not yet acknowledged",
+      labelNames: ["consumer"],
+      registers: [this.registry],
+      collect: collectFrom((info) => info.num_ack_pending),
+    });
   }
 
   /** The gRPC server: users authorised by their access tokens, other processes by their own internal credentials. */

@@ -24,7 +24,7 @@ import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Job } from "kubernetes-models/batch/v1";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
-import { ConfigMap, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
+import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { authEnv, loadAuthConfig } from "../internal/auth/config.js";
@@ -103,9 +103,10 @@ const tempValues = (values: Json): string => {
 /**
  * Renders helmfile.yaml.gotmpl for an environment with Helm's template engine: the part
  * after the environments becomes a named template of a throwaway chart, invoked with the
- * data helmfile gives it (.Values, .Environment.Name) and `env` answered from osEnv.
+ * data helmfile gives it (.Values, .Environment.Name and .KubeContext) and `env` answered
+ * from osEnv.
  */
-async function renderHelmfile(env: EnvName, osEnv: Record<string, string> = {}) {
+async function renderHelmfile(env: EnvName, osEnv: Record<string, string> = {}, kubeContext = "") {
   const source = readFileSync(at("helmfile.yaml.gotmpl"), "utf8");
   const parts = source.split(/^---$/m);
   expect(parts, "helmfile.yaml.gotmpl: environments, then '---', then the releases").toHaveLength(2);
@@ -119,10 +120,10 @@ async function renderHelmfile(env: EnvName, osEnv: Record<string, string> = {}) 
   );
   writeFileSync(
     join(chart, "templates", "out.yaml"),
-    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: helmfile\ndata:\n  out: {{ include "helmfile" (dict "Values" .Values.env "Environment" (dict "Name" .Values.envName) "Env" .Values.osEnv) | toJson }}\n',
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: helmfile\ndata:\n  out: {{ include "helmfile" (dict "Values" .Values.env "Environment" (dict "Name" .Values.envName "KubeContext" .Values.kubeContext) "Env" .Values.osEnv) | toJson }}\n',
   );
   const values = (environments[env].values as string[]).map((file) => readYaml(file)).reduce(deepMerge, {});
-  const { stdout } = await run(helm, ["template", "helmfile", chart, "-f", tempValues({ env: values, envName: env, osEnv })]);
+  const { stdout } = await run(helm, ["template", "helmfile", chart, "-f", tempValues({ env: values, envName: env, osEnv, kubeContext })]);
   const state = parseYaml(parseYaml(stdout).data.out);
   return { environments, state, values };
 }
@@ -208,6 +209,14 @@ const workloads = (env: EnvName): Json[] => rendered[env].objects.map((o) => o.o
 const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> = {}) =>
   Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
 
+/** The merged inline values helmfile passes to a release (files are not inlined there). */
+const releaseValues = (env: EnvName, name: string): Json => {
+  const r = (rendered[env].state.releases as Json[]).find((x) => x.name === name);
+  if (!r) throw new Error(`${env}: no release ${name}`);
+  return ((r.values ?? []) as Json[]).filter(isMap).reduce((a, b) => deepMerge(a, b), {});
+};
+const releaseOf = (env: EnvName, name: string): Json => (rendered[env].state.releases as Json[]).find((x) => x.name === name);
+
 // --- CRD schema validation (the subset of OpenAPI v3 that structural CRD schemas use) ---
 
 function validateSchema(schema: Json, value: unknown, path: string, errors: string[]): void {
@@ -259,6 +268,7 @@ function crdSchemaFor(apiVersion: string, kind: string): Json | undefined {
 type ModelClass = new (data: any) => { validate(): void };
 const models: Record<string, ModelClass> = {
   "v1/ConfigMap": ConfigMap,
+  "v1/Namespace": Namespace,
   "v1/Secret": Secret,
   "v1/Service": Service,
   "v1/ServiceAccount": ServiceAccount,
@@ -608,11 +618,7 @@ describe("dev and prod", () => {
     expect(pg("prod").instances).toBe(3);
     expect(quantity(pg("prod").storage.size)).toBeGreaterThan(quantity(pg("dev").storage.size));
     expect(quantity(pg("prod").resources.requests.memory)).toBeGreaterThan(quantity(pg("dev").resources.requests.memory));
-    const release = (env: EnvName, name: string) => {
-      const r = (rendered[env].state.releases as Json[]).find((x) => x.name === name);
-      return deepMerge({}, (r.values as Json[]).filter(isMap).reduce((a, b) => deepMerge(a, b), {}));
-    };
-    const nats = { dev: release("dev", "nats"), prod: release("prod", "nats") };
+    const nats = { dev: releaseValues("dev", "nats"), prod: releaseValues("prod", "nats") };
     expect(nats.dev.config.cluster.enabled).toBe(false);
     expect(nats.prod.config.cluster).toEqual({ enabled: true, replicas: 3 });
     for (const env of ENVS) {
@@ -622,7 +628,7 @@ describe("dev and prod", () => {
     expect(quantity(nats.prod.config.jetstream.fileStore.pvc.size)).toBeGreaterThan(quantity(nats.dev.config.jetstream.fileStore.pvc.size));
     expect(find("dev", "ConfigMap", "task-env").data.NATS_STREAM_REPLICAS).toBe("1");
     expect(find("prod", "ConfigMap", "task-env").data.NATS_STREAM_REPLICAS).toBe("3");
-    const valkey = { dev: release("dev", "valkey"), prod: release("prod", "valkey") };
+    const valkey = { dev: releaseValues("dev", "valkey"), prod: releaseValues("prod", "valkey") };
     expect(valkey.dev.dataStorage.enabled).toBe(false);
     expect(valkey.prod.dataStorage).toMatchObject({ enabled: true, requestedSize: "5Gi" });
     for (const env of ENVS) expect(valkey[env].auth.usersExistingSecret).toBe(rendered[env].values.secrets.valkey.name);
@@ -637,6 +643,92 @@ describe("dev and prod", () => {
     for (const r of (rendered.dev.state.releases as Json[]).filter((x) => x.values?.some((v: Json) => isMap(v) && v.image))) {
       expect(r.values.find((v: Json) => isMap(v) && v.image).image, r.name).toEqual({ registry: defaults.registry, tag: defaults.tag });
     }
+  });
+});
+
+describe("upstream releases, the namespace and Pod Security", () => {
+  const restrictedContainer = (sc: Json, where: string) => {
+    expect(sc?.runAsNonRoot, `${where}: runAsNonRoot`).toBe(true);
+    expect(sc?.allowPrivilegeEscalation, `${where}: allowPrivilegeEscalation`).toBe(false);
+    expect(sc?.capabilities?.drop, `${where}: drop ALL`).toEqual(["ALL"]);
+    expect(sc?.capabilities?.add, `${where}: no added capabilities`).toBeUndefined();
+    expect(sc?.privileged, `${where}: privileged`).toBeFalsy();
+    expect(sc?.seccompProfile, `${where}: seccomp`).toEqual({ type: "RuntimeDefault" });
+  };
+  const restrictedPod = (sc: Json, where: string) => {
+    expect(sc?.runAsNonRoot, `${where}: runAsNonRoot`).toBe(true);
+    expect(sc?.runAsUser, `${where}: a non-root uid`).toBeGreaterThan(0);
+    expect(sc?.fsGroup, `${where}: fsGroup (writable volumes)`).toBeGreaterThan(0);
+    expect(sc?.seccompProfile, `${where}: seccomp`).toEqual({ type: "RuntimeDefault" });
+  };
+
+  it.each(ENVS)("%s: upstream chart versions are exact: NATS 1.3.16, cloudnative-pg 0.29.0, Valkey 0.11.0", (env) => {
+    const pinned: Record<string, string> = { nats: "1.3.16", cnpg: "0.29.0", valkey: "0.11.0" };
+    for (const [name, version] of Object.entries(pinned)) {
+      expect(releaseOf(env, name).version, name).toBe(version);
+      expect(rendered[env].values.upstream[name].version, name).toMatch(/^\d+\.\d+\.\d+$/);
+    }
+  });
+
+  it.each(ENVS)("%s: every NATS container (server, config reloader, nats-box) and both pods get a restricted securityContext through the chart's merge values", (env) => {
+    const nats = releaseValues(env, "nats");
+    restrictedPod(nats.podTemplate.merge.spec.securityContext, "nats pod");
+    restrictedContainer(nats.container.merge.securityContext, "nats server");
+    restrictedContainer(nats.reloader.merge.securityContext, "config reloader");
+    restrictedPod(nats.natsBox.podTemplate.merge.spec.securityContext, "nats-box pod");
+    restrictedContainer(nats.natsBox.container.merge.securityContext, "nats-box");
+    // Environment files add resources beside the securityContext: both survive the merge.
+    expect(nats.container.merge.resources.limits.memory).toBeDefined();
+  });
+
+  it.each(ENVS)("%s: Valkey runs restricted, and in prod (a Deployment on a ReadWriteOnce volume) is replaced with Recreate", (env) => {
+    const valkey = releaseValues(env, "valkey");
+    restrictedPod(valkey.podSecurityContext, "valkey pod");
+    restrictedContainer(valkey.securityContext, "valkey");
+    expect(valkey.securityContext.readOnlyRootFilesystem).toBe(true);
+    if (valkey.dataStorage.enabled) expect(valkey.deploymentStrategy, "a persistent Valkey is never rolled").toBe("Recreate");
+    expect(env !== "prod" || valkey.dataStorage.enabled, "prod's Valkey is persistent").toBe(true);
+  });
+
+  it.each(ENVS)("%s: the namespace is a release with Pod Security labels, needed (directly or not) by every release in it", (env) => {
+    const { state, values } = rendered[env];
+    const ns = find(env, "Namespace", values.namespace);
+    for (const mode of ["enforce", "audit", "warn"]) {
+      expect(ns.metadata.labels[`pod-security.kubernetes.io/${mode}`], mode).toBe("restricted");
+      expect(ns.metadata.labels[`pod-security.kubernetes.io/${mode}-version`], mode).toBe("latest");
+    }
+    expect(ns.metadata.annotations["helm.sh/resource-policy"], "uninstall keeps the namespace").toBe("keep");
+    const nsRelease = releaseOf(env, "taskboard-namespace");
+    expect(nsRelease.namespace, "recorded outside the namespace it creates").not.toBe(values.namespace);
+    const releases = new Map((state.releases as Json[]).map((r) => [`${r.namespace}/${r.name}`, r]));
+    const reaches = (id: string, target: string, seen = new Set<string>()): boolean =>
+      id === target || (!seen.has(id) && (seen.add(id), ((releases.get(id)?.needs ?? []) as string[]).some((n) => reaches(n, target, seen))));
+    const inNamespace = (state.releases as Json[]).filter((r) => r.namespace === values.namespace);
+    expect(inNamespace.length).toBeGreaterThan(5);
+    for (const r of inNamespace) expect(reaches(`${r.namespace}/${r.name}`, `${nsRelease.namespace}/${nsRelease.name}`), r.name).toBe(true);
+  });
+
+  it("namespace: a level that Pod Security does not know fails the render", async () => {
+    const chart = at("deploy/charts/taskboard-namespace");
+    const bad = tempValues({ podSecurity: { enforce: "strict", audit: "restricted", warn: "restricted" } });
+    await expect(run(helm, ["template", "ns", chart, "-f", bad])).rejects.toThrow(/podSecurity\.enforce must be one of privileged, baseline, restricted/);
+  });
+
+  it("helmfile: one kube context for helm and the postgres hook's kubectl: TASKBOARD_KUBE_CONTEXT, else .Environment.KubeContext, else none", async () => {
+    const hookArgs = (state: Json) => releaseOfState(state, "postgres").hooks[0].args as string[];
+    const releaseOfState = (state: Json, name: string) => (state.releases as Json[]).find((r) => r.name === name);
+    const fromVar = (await renderHelmfile("prod", { TASKBOARD_KUBE_CONTEXT: "admin@prod" }, "ignored")).state;
+    expect(fromVar.helmDefaults.kubeContext).toBe("admin@prod");
+    expect(hookArgs(fromVar)[0]).toBe("--context=admin@prod");
+    const fromEnvironment = (await renderHelmfile("prod", {}, "prod-cluster")).state;
+    expect(fromEnvironment.helmDefaults.kubeContext).toBe("prod-cluster");
+    expect(hookArgs(fromEnvironment)[0]).toBe("--context=prod-cluster");
+    const none = rendered.prod.state;
+    expect(none.helmDefaults.kubeContext).toBeUndefined();
+    expect(hookArgs(none).some((a) => a.startsWith("--context"))).toBe(false);
+    expect(hookArgs(none)).toContain("wait");
+    // scripts/deploy.sh hands its context to helmfile through the variable.
+    expect(readFileSync(at("scripts/deploy.sh"), "utf8")).toMatch(/^export TASKBOARD_KUBE_CONTEXT="\$CONTEXT"$/m);
   });
 });
 

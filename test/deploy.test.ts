@@ -139,9 +139,18 @@ interface Rendered {
   unreleased: { release: string; obj: Json }[];
 }
 
+/**
+ * What an operator sets in the environment before `helmfile -e <env> sync`, beyond the
+ * repository's files: prod's backups need a destination (deploy/environments/prod.yaml).
+ */
+const OPERATOR_ENV: Record<EnvName, Record<string, string>> = {
+  dev: {},
+  prod: { TASKBOARD_BACKUP_DESTINATION: "s3://taskboard-backups/prod", TASKBOARD_BACKUP_ENDPOINT: "https://objects.example.com" },
+};
+
 /** helm template (and lint) of each release of an own chart, with the values helmfile passes. */
 async function renderEnvironment(env: EnvName): Promise<Rendered> {
-  const { state, values } = await renderHelmfile(env);
+  const { state, values } = await renderHelmfile(env, OPERATOR_ENV[env]);
   const own = (state.releases as Json[]).filter((r) => String(r.chart).startsWith("./deploy/charts/"));
   const rendered = await Promise.all(
     own.map(async (release) => {
@@ -243,6 +252,7 @@ function validateSchema(schema: Json, value: unknown, path: string, errors: stri
     if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${path}: must be <= ${schema.maximum}`);
   }
   if (typeof value === "string" && schema.pattern && !new RegExp(schema.pattern).test(value)) errors.push(`${path}: does not match ${schema.pattern}`);
+  if (typeof value === "string" && schema.minLength !== undefined && value.length < schema.minLength) errors.push(`${path}: shorter than ${schema.minLength}`);
   if (Array.isArray(value) && schema.items) value.forEach((item, i) => validateSchema(schema.items, item, `${path}[${i}]`, errors));
   if (isMap(value)) {
     for (const key of (schema.required ?? []) as string[]) if (!(key in value)) errors.push(`${path}.${key}: required`);
@@ -732,6 +742,87 @@ describe("upstream releases, the namespace and Pod Security", () => {
   });
 });
 
+/** Objects of `helm template` of one chart with the environment's files and extra values on top. */
+async function renderChart(chart: string, env: EnvName, ...extra: Json[]): Promise<Json[]> {
+  const files = [at("deploy/environments/default.yaml"), at(`deploy/environments/${env}.yaml`), ...extra.map(tempValues)];
+  const { stdout } = await run(helm, ["template", "x", at(chart), "--namespace", "taskboard", "--kube-version", KUBE_VERSION, ...files.flatMap((f) => ["-f", f])]);
+  return parseAllDocuments(stdout).map((d) => d.toJS()).filter((o) => o);
+}
+const renderError = (chart: string, env: EnvName, ...extra: Json[]) => renderChart(chart, env, ...extra).then(() => "rendered", (e: Error) => e.message);
+
+describe("postgres backups and restore", () => {
+  const cluster = (env: EnvName) => find(env, "Cluster", rendered[env].values.infra.postgres.cluster);
+
+  it("dev: no backups (no object store, no ScheduledBackup)", () => {
+    expect(cluster("dev").spec.backup).toBeUndefined();
+    expect(objectsOf("dev", "ScheduledBackup")).toEqual([]);
+  });
+
+  it("prod: WAL archive and base backups to the object store the operator names, compressed, kept for the retention policy, credentials from a Secret", () => {
+    const { backup } = rendered.prod.values.postgres;
+    const spec = cluster("prod").spec.backup;
+    expect(spec.retentionPolicy).toBe(backup.retentionPolicy);
+    expect(spec.retentionPolicy).toMatch(/^[1-9][0-9]*[dwm]$/);
+    const store = spec.barmanObjectStore;
+    expect(store.destinationPath).toBe(OPERATOR_ENV.prod.TASKBOARD_BACKUP_DESTINATION);
+    expect(store.endpointURL).toBe(OPERATOR_ENV.prod.TASKBOARD_BACKUP_ENDPOINT);
+    expect(store.s3Credentials).toEqual({
+      accessKeyId: { name: backup.secretName, key: "ACCESS_KEY_ID" },
+      secretAccessKey: { name: backup.secretName, key: "ACCESS_SECRET_KEY" },
+    });
+    expect(store.wal.compression).toBe("gzip");
+    expect(store.data.compression).toBe("gzip");
+  });
+
+  it("prod: a ScheduledBackup of the Cluster, in CloudNativePG's six-field cron format, taken at once and owning its Backups", () => {
+    const [scheduled, ...more] = objectsOf("prod", "ScheduledBackup");
+    expect(more).toEqual([]);
+    expect(scheduled.apiVersion).toBe("postgresql.cnpg.io/v1");
+    expect(scheduled.spec.cluster.name).toBe(cluster("prod").metadata.name);
+    const fields = (scheduled.spec.schedule as string).split(" ");
+    expect(fields, "seconds minutes hours day-of-month month day-of-week").toHaveLength(6);
+    expect(fields[0], "on the second").toBe("0");
+    expect(scheduled.spec).toMatchObject({ immediate: true, backupOwnerReference: "self", method: "barmanObjectStore" });
+  });
+
+  it("prod: without a destination the render fails and says what to set; a five-field schedule fails too", async () => {
+    const { state } = await renderHelmfile("prod");
+    const release = (state.releases as Json[]).find((r) => r.name === "postgres");
+    const files = (release.values as Json[]).map((v) => (typeof v === "string" ? at(v) : tempValues(v)));
+    const error = await run(helm, ["template", "postgres", at(release.chart), ...files.flatMap((f) => ["-f", f])]).then(() => "rendered", (e: Error) => e.message);
+    expect(error).toContain("postgres.backup.enabled needs postgres.backup.destinationPath (s3://<bucket>/<path>; helmfile sets it from TASKBOARD_BACKUP_DESTINATION)");
+    const withDestination = { postgres: { backup: { destinationPath: "s3://b/p" } } };
+    expect(await renderError("./deploy/charts/taskboard-postgres", "prod", withDestination, { postgres: { backup: { schedule: "0 3 * * *" } } })).toMatch(/six cron fields, seconds first/);
+  });
+
+  it("prod: an IAM role instead of keys when no Secret is named", async () => {
+    const objects = await renderChart("./deploy/charts/taskboard-postgres", "prod", { postgres: { backup: { destinationPath: "s3://b/p", secretName: "" } } });
+    expect(objects.find((o) => o.kind === "Cluster").spec.backup.barmanObjectStore.s3Credentials).toEqual({ inheritFromIAMRole: true });
+  });
+
+  it("restore: postgres.restore bootstraps a new Cluster from the backups (point in time), valid against the CRD schema; it cannot archive where it restores from", async () => {
+    const restore = { postgres: { backup: { destinationPath: "s3://taskboard-backups/prod", serverName: "taskboard-pg-2" }, restore: { enabled: true, targetTime: "2026-12-01T09:30:00Z" } } };
+    const objects = await renderChart("./deploy/charts/taskboard-postgres", "prod", restore);
+    const restored = objects.find((o) => o.kind === "Cluster");
+    expect(validateObject(restored)).toEqual([]);
+    expect(restored.spec.bootstrap.initdb, "no empty database").toBeUndefined();
+    const { database, owner } = rendered.prod.values.postgres;
+    expect(restored.spec.bootstrap.recovery).toEqual({ source: "origin", database, owner, recoveryTarget: { targetTime: "2026-12-01T09:30:00Z" } });
+    const [origin] = restored.spec.externalClusters;
+    expect(origin.name).toBe(restored.spec.bootstrap.recovery.source);
+    expect(origin.barmanObjectStore).toMatchObject({ destinationPath: "s3://taskboard-backups/prod", serverName: "taskboard-pg" });
+    expect(origin.barmanObjectStore.s3Credentials).toEqual(restored.spec.backup.barmanObjectStore.s3Credentials);
+    expect(restored.spec.backup.barmanObjectStore.serverName, "its own backups in a new folder").toBe("taskboard-pg-2");
+    // Without a target time: to the end of the archive.
+    const latest = await renderChart("./deploy/charts/taskboard-postgres", "prod", restore, { postgres: { restore: { targetTime: "" } } });
+    expect(latest.find((o) => o.kind === "Cluster").spec.bootstrap.recovery.recoveryTarget).toBeUndefined();
+    // Archiving into the folder being restored from would mix two clusters' WAL.
+    expect(await renderError("./deploy/charts/taskboard-postgres", "prod", restore, { postgres: { backup: { serverName: "" } } })).toMatch(/set postgres.backup.serverName to a new folder/);
+    // Restoring needs to know where the backups are.
+    expect(await renderError("./deploy/charts/taskboard-postgres", "dev", { postgres: { restore: { enabled: true } } })).toMatch(/postgres.restore.enabled needs postgres.restore.destinationPath/);
+  });
+});
+
 describe("repository", () => {
   it("charts: every process of cmd/ has an entry (a Deployment or a Job), and every entry is a known process", () => {
     const values = readYaml("deploy/environments/default.yaml");
@@ -794,7 +885,7 @@ describe("repository", () => {
     expect(readFileSync(at("internal/gateway/static-files.ts"), "utf8")).toContain('new URL("../../api/client/", import.meta.url)');
   });
 
-  it("crd: the vendored CloudNativePG Cluster schema is a valid CRD, names its source, and rejects what it does not list", () => {
+  it("crd: the vendored CloudNativePG Cluster and ScheduledBackup schemas are valid CRDs, name their source, and reject what they do not list", () => {
     for (const crd of crds) {
       expect(() => new CustomResourceDefinition(crd).validate()).not.toThrow();
       expect(crd.metadata.annotations["taskboard.io/source"]).toMatch(/cloudnative-pg\.io/);
@@ -813,6 +904,24 @@ describe("repository", () => {
     expect(errors({ ...cluster, spec: { ...cluster.spec, storage: { sise: "1Gi" } } })).toEqual(["Cluster.spec.storage.sise: unknown field"]);
     expect(errors({ ...cluster, spec: { storage: cluster.spec.storage } })).toEqual(["Cluster.spec.instances: required"]);
     expect(errors({ ...cluster, spec: { ...cluster.spec, resources: { limits: { memory: "lots" } } } })).toHaveLength(1);
+    const store = cluster.spec.backup.barmanObjectStore;
+    const withBackup = (backup: Json) => errors({ ...cluster, spec: { ...cluster.spec, backup } });
+    expect(withBackup({ ...cluster.spec.backup, retentionPolicy: "30 days" })).toEqual(["Cluster.spec.backup.retentionPolicy: does not match ^[1-9][0-9]*[dwm]$"]);
+    expect(withBackup({ ...cluster.spec.backup, barmanObjectStore: { ...store, wal: { compression: "brotli" } } })).toHaveLength(1);
+    expect(withBackup({ ...cluster.spec.backup, barmanObjectStore: { ...store, destinationPath: "" } })).toEqual(["Cluster.spec.backup.barmanObjectStore.destinationPath: shorter than 1"]);
+    expect(withBackup({ ...cluster.spec.backup, barmanObjectStore: { ...store, s3Credentials: { accessKeyId: { name: "x" } } } })).toEqual([
+      "Cluster.spec.backup.barmanObjectStore.s3Credentials.accessKeyId.key: required",
+    ]);
+    const scheduled = objectsOf("prod", "ScheduledBackup")[0];
+    const scheduledErrors = (spec: Json) => {
+      const e: string[] = [];
+      validateSchema(crdSchemaFor("postgresql.cnpg.io/v1", "ScheduledBackup"), { ...scheduled, spec }, "ScheduledBackup", e);
+      return e;
+    };
+    expect(scheduledErrors(scheduled.spec)).toEqual([]);
+    expect(scheduledErrors({ ...scheduled.spec, backupOwnerReference: "me" })).toHaveLength(1);
+    const { schedule: _schedule, ...unscheduled } = scheduled.spec;
+    expect(scheduledErrors({ ...unscheduled, cluster: {} }).sort()).toEqual(["ScheduledBackup.spec.cluster.name: required", "ScheduledBackup.spec.schedule: required"]);
   });
 
   it("dockerfile: multi-stage, production dependencies only, a distroless Node 22 Debian 12 runtime as nonroot without build tools", () => {

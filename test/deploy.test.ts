@@ -39,6 +39,7 @@ import { loadWorkspaceConfig, workspaceEnv } from "../internal/workspace/config.
 import { loadWebhooksConfig, webhooksEnv } from "../internal/webhooks/config.js";
 import { TOPOLOGY } from "../internal/devenv/topology.js";
 import { credentialDigest, parseCallers } from "../internal/platform/internal-callers.js";
+import { tracingSettings } from "../internal/platform/tracing.js";
 
 /** Parsed YAML/JSON of manifests and values: shapes are asserted by the tests themselves. */
 type Json = any;
@@ -258,15 +259,6 @@ function codeMetrics(): Map<string, CodeMetric> {
   }
   return out;
 }
-/**
- * Metrics the dashboard and alerts use that the lead's branch adds to notify, export and
- * webhooks (issue 14: the durable consumers' lag). Each is taken from the code once it is
- * there; remove an entry when it is.
- */
-const PENDING_METRICS: CodeMetric[] = [
-  { name: "taskboard_consumer_pending_messages", type: "Gauge", labels: ["consumer"], where: "issue 14 (lead's branch)" },
-  { name: "taskboard_consumer_ack_pending_messages", type: "Gauge", labels: ["consumer"], where: "issue 14 (lead's branch)" },
-];
 /** Series of kube-state-metrics the alerts and the dashboard use, with their labels. */
 const KUBE_STATE_METRICS: Record<string, string[]> = {
   kube_deployment_spec_replicas: ["namespace", "deployment"],
@@ -279,7 +271,6 @@ const TARGET_LABELS = ["service", "namespace", "pod", "container", "endpoint", "
 function knownSeries(): Map<string, string[]> {
   const series = new Map<string, string[]>();
   const metrics = codeMetrics();
-  for (const pending of PENDING_METRICS) if (!metrics.has(pending.name)) metrics.set(pending.name, pending);
   for (const m of metrics.values()) {
     const labels = [...m.labels, ...TARGET_LABELS];
     if (m.type === "Histogram" || m.type === "Summary") {
@@ -1029,6 +1020,24 @@ describe("monitoring: ServiceMonitors, alerts and the Grafana dashboard", () => 
       expect(exprs.some((e) => new RegExp(`\\b${metric}\\b`).test(e)), metric).toBe(true);
     }
     expect(exprs.some((e) => /by \(pod\) \(taskboard_ws_connections/.test(e)), "connections per replica").toBe(true);
+  });
+
+  it("tracing: off by default; with tracing.otlpEndpoint every process gets the OTEL_* environment (which its tracing code accepts) and may reach the collector", async () => {
+    for (const env of ENVS) {
+      for (const cm of objectsOf(env, "ConfigMap").filter((o) => o.metadata.name.endsWith("-env"))) {
+        expect(Object.keys(cm.data).filter((k) => k.startsWith("OTEL_")), `${env} ${cm.metadata.name}`).toEqual([]);
+      }
+    }
+    const tracing = { otlpEndpoint: "http://otel-collector.observability:4318", env: { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" } };
+    const objects = await renderChart("./deploy/charts/taskboard-service", "prod", { process: "notify", tracing });
+    const data = objects.find((o) => o.kind === "ConfigMap")!.data;
+    expect(data).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: tracing.otlpEndpoint, ...tracing.env });
+    expect(tracingSettings(data)).toEqual({ protocol: "http/protobuf" });
+    const egress = objects.find((o) => o.kind === "NetworkPolicy")!.spec.egress as Json[];
+    expect(egress).toContainEqual({
+      to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "observability" } } }],
+      ports: [{ port: 4318, protocol: "TCP" }],
+    });
   });
 
   it("labels: monitoring.labels reach the ServiceMonitor, the PrometheusRule and the dashboard (what Prometheus and Grafana select by)", async () => {

@@ -1,3 +1,5 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { signUp } from "./support/http.js";
 import { Mailbox } from "./support/mailbox.js";
@@ -14,16 +16,31 @@ const CONSUMER = 5;
 
 let receiver: OtlpReceiver;
 let mesh: Mesh;
+/** A webhook endpoint: answers 204 and counts. */
+let hook: Server;
+let hookUrl: string;
+let hooked = 0;
 const mailbox = new Mailbox();
 const clients: RoomClient[] = [];
 
 beforeAll(async () => {
   receiver = await OtlpReceiver.start();
+  hook = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      hooked++;
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
   mesh = await Mesh.start({
     env: {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
       OTEL_BSP_SCHEDULE_DELAY: "100",
+      WEBHOOK_ALLOW_PRIVATE: "true",
+      WEBHOOK_POLL_MS: "100",
     },
   });
 });
@@ -32,12 +49,14 @@ afterAll(async () => {
   for (const client of clients) client.terminate();
   await mesh?.stop();
   await receiver?.close();
+  hook?.close();
 });
 
 test("tracing: one create-task is one trace, from the gateway's route through the task service, its SQL and outbox relay, to notify's mail and the gateway's fan-out", async () => {
   const [owner, member] = await Promise.all([signUp(mesh.api, "TraceOwner"), signUp(mesh.api, "TraceMember")]);
   const workspaceId = (await owner!.api.post("/workspaces", { name: "Traced" })).body.id as string;
   expect((await owner!.api.post(`/workspaces/${workspaceId}/members`, { user_id: member!.id, role: "member" })).status).toBe(201);
+  expect((await owner!.api.post(`/workspaces/${workspaceId}/webhooks`, { url: hookUrl, events: ["task.created"] })).status).toBe(201);
   const room = await RoomClient.open(mesh.url, workspaceId, owner!.accessToken);
   clients.push(room);
 
@@ -46,6 +65,7 @@ test("tracing: one create-task is one trace, from the gateway's route through th
   const requestId = created.headers.get("x-request-id");
   await room.waitFor("the task.created event", (f) => f.type === "task.created");
   await mailbox.waitFor(member!, "Follow me");
+  await waitFor("the webhook's POST", () => hooked > 0);
 
   const root = await waitFor("the create-task request's server span", () =>
     receiver.spans.find((s) => s.name === "POST /workspaces/{workspace_id}/tasks" && s.attributes["taskboard.request_id"] === requestId),
@@ -60,6 +80,8 @@ test("tracing: one create-task is one trace, from the gateway's route through th
     ["notify", "notify-task-created process", CONSUMER],
     ["notify", "SESv2/SendEmail", CLIENT],
     ["gateway", "ws fan-out", CONSUMER],
+    ["webhooks", "webhooks process", CONSUMER],
+    ["webhooks", "webhook POST", CLIENT],
   ];
   const has = (spans: ReceivedSpan[], [service, name, kind]: [string, string, number]) =>
     spans.some((s) => s.service === service && s.name === name && s.kind === kind);
@@ -94,6 +116,10 @@ test("tracing: one create-task is one trace, from the gateway's route through th
   expect(parentOf(consumed)).toBe(publish);
   expect(consumed.attributes["taskboard.event.type"]).toBe("task.created");
   expect(parentOf(spans.find((s) => s.name === "SESv2/SendEmail")!).service).toBe("notify");
+  // The webhook's POST, sent later by the dispatcher, belongs to the delivery that recorded it.
+  const post = spans.find((s) => s.name === "webhook POST")!;
+  expect(parentOf(post).name).toBe("webhooks process");
+  expect(post.attributes["http.response.status_code"]).toBe(204);
   // The SQL spans carry the statement's text with placeholders, never its values.
   const sql = spans.filter((s) => s.attributes["db.system.name"] === "postgresql");
   expect(sql.length).toBeGreaterThan(0);

@@ -85,7 +85,7 @@ export class Dispatcher {
     const stop = this.duration.startTimer();
     const result = await postDelivery(
       { url: delivery.url, secret: delivery.secret },
-      { id: delivery.id, eventType: delivery.event_type, body: delivery.payload },
+      { id: delivery.id, eventType: delivery.event_type, body: delivery.payload, trace: delivery.trace_context },
       { timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivate },
     );
     stop();

@@ -3,7 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import ipaddr from "ipaddr.js";
 import { isPublicAddress, publicOnlyLookup } from "./addresses.js";
-import { inSpan, SpanKind, SpanStatusCode } from "../platform/tracing.js";
+import { inSpan, remoteContext, SpanKind, SpanStatusCode } from "../platform/tracing.js";
 
 /** What one POST to a webhook came to: its status, or why there is none. */
 export type SendResult = { status: number; error?: undefined } | { status?: undefined; error: string };
@@ -24,16 +24,25 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  */
 export function postDelivery(
   target: { url: string; secret: string },
-  delivery: { id: string; eventType: string; body: string },
+  delivery: { id: string; eventType: string; body: string; trace?: string | null },
   options: { timeoutMs: number; allowPrivate: boolean },
 ): Promise<SendResult> {
   const attributes = { "http.request.method": "POST", "server.address": new URL(target.url).hostname, "taskboard.webhook.delivery_id": delivery.id };
-  return inSpan("webhook POST", SpanKind.CLIENT, attributes, async (span) => {
-    const result = await post(target, delivery, options);
-    if (result.status !== undefined) span?.setAttribute("http.response.status_code", result.status);
-    else span?.setStatus({ code: SpanStatusCode.ERROR, message: result.error });
-    return result;
-  });
+  // A span of the trace that recorded the delivery (its context is not sent to the receiver).
+  const stored = delivery.trace ? (JSON.parse(delivery.trace) as Record<string, string>) : undefined;
+  const parent = stored ? remoteContext((key) => stored[key]) : undefined;
+  return inSpan(
+    "webhook POST",
+    SpanKind.CLIENT,
+    attributes,
+    async (span) => {
+      const result = await post(target, delivery, options);
+      if (result.status !== undefined) span?.setAttribute("http.response.status_code", result.status);
+      else span?.setStatus({ code: SpanStatusCode.ERROR, message: result.error });
+      return result;
+    },
+    parent,
+  );
 }
 
 function post(

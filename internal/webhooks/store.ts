@@ -35,6 +35,8 @@ export interface ClaimedDelivery {
   payload: string;
   attempts: number;
   retry_until: Date;
+  /** The trace the delivery was recorded in (tracing.ts headers as JSON), if any. */
+  trace_context: string | null;
   url: string;
   secret: string;
 }
@@ -91,7 +93,7 @@ export class WebhookStore {
   /** One delivery record per (webhook, event): a redelivered event adds none. Returns how many were new. */
   async record(
     workspaceId: string,
-    rows: { id: string; webhook_id: string; event_id: string; event_type: string; payload: string }[],
+    rows: { id: string; webhook_id: string; event_id: string; event_type: string; payload: string; trace_context: string | null }[],
     retryUntil: Date,
   ): Promise<number> {
     if (rows.length === 0) return 0;
@@ -137,7 +139,7 @@ export class WebhookStore {
       set claimed_until = now() + ${claimMs}::bigint * interval '1 millisecond', attempts = d.attempts + 1
       from due, webhooks.webhooks w
       where d.workspace_id = due.workspace_id and d.id = due.id and w.workspace_id = d.workspace_id and w.id = d.webhook_id
-      returning d.workspace_id, d.id, d.webhook_id, d.event_type, d.payload, d.attempts, d.retry_until, w.url, w.secret`;
+      returning d.workspace_id, d.id, d.webhook_id, d.event_type, d.payload, d.attempts, d.retry_until, d.trace_context, w.url, w.secret`;
   }
 
   async markDelivered(delivery: ClaimedDelivery, status: number): Promise<void> {

@@ -82,7 +82,9 @@ export class OtlpReceiver {
 
 function valueOf(value: Record<string, unknown> | undefined): unknown {
   if (!value) return undefined;
-  return value["stringValue"] ?? value["intValue"] ?? value["doubleValue"] ?? value["boolValue"];
+  // int64 values travel as JSON strings or numbers.
+  if (value["intValue"] !== undefined) return Number(value["intValue"]);
+  return value["stringValue"] ?? value["doubleValue"] ?? value["boolValue"];
 }
 
 /** The trace as an indented tree: `service: name` per span, children under their parent, in start order. */

@@ -127,6 +127,26 @@ test("tracing: one create-task is one trace, from the gateway's route through th
   expect(receiver.contentTypes).toEqual(new Set(["application/json"]));
 });
 
+test("tracing: an export (a JetStream job streaming rows through a cursor) runs and downloads with tracing on, in the trace of its request", async () => {
+  const owner = await signUp(mesh.api, "Exporter");
+  const workspaceId = (await owner.api.post("/workspaces", { name: "Exported" })).body.id as string;
+  for (const title of ["one", "two", "three"]) expect((await owner.api.post(`/workspaces/${workspaceId}/tasks`, { title })).status).toBe(201);
+  const created = await owner.api.post(`/workspaces/${workspaceId}/exports`, { type: "tasks", format: "csv" });
+  expect(created.status).toBe(202);
+  const job = await waitFor("the export to finish", async () => {
+    const res = await owner.api.get(`/exports/${created.body.id}`);
+    return ["completed", "failed"].includes(res.body.status) && res.body;
+  });
+  expect(job.status, job.error ?? "").toBe("completed");
+  const file = await owner.api.get<string>(`/exports/${job.id}/download`);
+  expect(file.status).toBe(200);
+  expect(String(file.body)).toContain("three");
+  const root = await waitFor("the export request's span", () =>
+    receiver.spans.find((s) => s.name === "POST /workspaces/{workspace_id}/exports" && s.attributes["taskboard.request_id"] === created.headers.get("x-request-id")),
+  );
+  await waitFor("the export job's consumer span in the request's trace", () => receiver.trace(root.traceId).some((s) => s.service === "export" && s.kind === CONSUMER));
+});
+
 test("tracing: with the collector gone, requests and their effects go on (spans are dropped, nothing fails)", async () => {
   await receiver.close();
   const owner = await signUp(mesh.api, "Untraced");

@@ -61,7 +61,8 @@ function operation(route: Route, hasPathParameters: boolean): Record<string, unk
   }
   const errors = new Set<number>(doc.errors ?? []);
   if (hasPathParameters || route.body || route.query) errors.add(400);
-  if (route.auth !== "public") [401, 403, 503].forEach((s) => errors.add(s));
+  // Every authenticated request counts against its user's rate limit (RATE_LIMIT_API_PER_USER).
+  if (route.auth !== "public") [401, 403, 429, 503].forEach((s) => errors.add(s));
   if (hasPathParameters) errors.add(404);
   if (route.body) [413, 415].forEach((s) => errors.add(s));
   const responses: Record<string, unknown> = { [String(doc.ok.status)]: ok };

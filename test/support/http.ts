@@ -1,4 +1,10 @@
-/** A small JSON client for the gateway's REST API. */
+import { openApiDocument } from "./openapi.js";
+
+/**
+ * A small JSON client for the gateway's REST API. Every response is checked against
+ * api/openapi.yaml (its operation, status, content type, required headers and body
+ * schema): a response the document does not declare fails the request, and so the test.
+ */
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
@@ -39,6 +45,7 @@ export class Api {
     const text = await response.text();
     let parsed: unknown = text;
     if ((response.headers.get("content-type") ?? "").includes("application/json") && text) parsed = JSON.parse(text);
+    openApiDocument().check({ method, path, status: response.status, headers: response.headers, body: parsed, text });
     return { status: response.status, body: parsed as T, headers: response.headers, text };
   }
 

@@ -64,6 +64,7 @@ function operation(route: Route, hasPathParameters: boolean): Record<string, unk
   // Every authenticated request counts against its user's rate limit (RATE_LIMIT_API_PER_USER).
   if (route.auth !== "public") [401, 403, 429, 503].forEach((s) => errors.add(s));
   if (hasPathParameters) errors.add(404);
+  errors.add(500); // `internal`: any route's unexpected failure (never for bad input)
   if (route.body) [413, 415].forEach((s) => errors.add(s));
   const responses: Record<string, unknown> = { [String(doc.ok.status)]: ok };
   for (const status of [...errors].sort()) responses[String(status)] = ref("responses", responseName(status));

@@ -51,8 +51,12 @@ export interface RouteDoc {
   /** Who may call it and what else a caller should know. */
   description?: string;
   tag: string;
-  /** The answer on success: its status, description and body (a contract schema, or a content type for files). */
-  ok: { status: number; description: string; schema?: z.ZodType; contentType?: string };
+  /**
+   * The answer on success: its status, description and body (a contract schema, or a
+   * content type for files, comma-separated when there are several, with the schema of
+   * those that have one in `contentSchemas`, e.g. a JSON file's; the others are text).
+   */
+  ok: { status: number; description: string; schema?: z.ZodType; contentType?: string; contentSchemas?: Record<string, z.ZodType> };
   /** Error statuses beyond what the route's shape implies (400 for input, 401/403/503 when authenticated, 404 for a path id, 413/415 for a body). */
   errors?: number[];
 }

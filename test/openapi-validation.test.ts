@@ -32,6 +32,15 @@ describe("OpenAPI response check", () => {
     expect(() => document.check(json(200, "/users/me", { ...user, role: "root" }))).toThrow(/getMe[\s\S]*body at \/role/);
   });
 
+  test("a field the document does not name fails (objects are read closed), also inside lists", () => {
+    expect(document.problems(json(200, "/users/me", { ...user, password_hash: "x" }))).toContainEqual(
+      expect.stringMatching(/^status 200 application\/json body at \/: has the undeclared property "password_hash"/),
+    );
+    expect(document.problems(json(200, "/users", { items: [user, { ...user, extra: 1 }], next_cursor: null }))).toContainEqual(
+      expect.stringMatching(/body at \/items\/1: has the undeclared property "extra"/),
+    );
+  });
+
   test("formats count: an id that is not a UUID fails", () => {
     expect(document.problems(json(200, "/users/me", { ...user, id: "42" }))).toContainEqual(expect.stringMatching(/body at \/id: must match format "uuid"/));
   });

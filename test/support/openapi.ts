@@ -10,6 +10,11 @@ import YAML from "yaml";
  * required headers present, and the body valid against that content's schema.
  * The test HTTP client (http.ts) checks every response it receives, so a test
  * fails when the gateway and the document drift apart.
+ *
+ * Objects are read closed: where a schema lists an object's properties and says
+ * nothing of others, a property it does not list fails (the contracts' schemas are
+ * generated for input, where JSON Schema leaves other properties open; an answer
+ * with a field the document does not name has drifted from it just the same).
  */
 
 const DOCUMENT_ID = "https://taskboard.invalid/api/openapi.yaml";
@@ -49,7 +54,7 @@ export class OpenApiDocument {
     // OpenAPI's own keywords beside JSON Schema's (the document's top level is not a schema).
     this.ajv.addVocabulary(["openapi", "info", "servers", "paths", "components", "tags", "security", "webhooks", "externalDocs", "x-websocket"]);
     addFormats.default(this.ajv);
-    this.ajv.addSchema(document, DOCUMENT_ID);
+    this.ajv.addSchema(closed(document), DOCUMENT_ID);
     for (const [template, item] of Object.entries((document["paths"] ?? {}) as Record<string, Json>)) {
       const names: string[] = [];
       const source = template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{([^}]+)\}/g, (_, name: string) => (names.push(name), "([^/]+)"));
@@ -145,6 +150,15 @@ export class OpenApiDocument {
     }
     return value;
   }
+}
+
+/** A copy of `value` where every object schema that lists its properties and says nothing of others admits no others. */
+function closed(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(closed);
+  if (typeof value !== "object" || value === null) return value;
+  const copy = Object.fromEntries(Object.entries(value).map(([key, item]) => [key, closed(item)]));
+  if (copy["type"] === "object" && typeof copy["properties"] === "object" && !("additionalProperties" in copy)) copy["additionalProperties"] = false;
+  return copy;
 }
 
 function escapePointer(token: string): string {

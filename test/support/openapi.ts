@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
+import { Ajv2020, type AnySchemaObject, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import YAML from "yaml";
 
@@ -54,7 +54,7 @@ export class OpenApiDocument {
     // OpenAPI's own keywords beside JSON Schema's (the document's top level is not a schema).
     this.ajv.addVocabulary(["openapi", "info", "servers", "paths", "components", "tags", "security", "webhooks", "externalDocs", "x-websocket"]);
     addFormats.default(this.ajv);
-    this.ajv.addSchema(closed(document), DOCUMENT_ID);
+    this.ajv.addSchema(closed(document) as AnySchemaObject, DOCUMENT_ID);
     for (const [template, item] of Object.entries((document["paths"] ?? {}) as Record<string, Json>)) {
       const names: string[] = [];
       const source = template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{([^}]+)\}/g, (_, name: string) => (names.push(name), "([^/]+)"));
@@ -84,12 +84,23 @@ export class OpenApiDocument {
     if (problems.length > 0) throw new Error(problems.join("\n  "));
   }
 
+  /** Whether the document has an operation for this method and path (with or without a query string). */
+  documents(method: string, path: string): boolean {
+    return this.operationsOn(path).some((op) => op.method === method.toLowerCase());
+  }
+
+  /** The operations whose path template matches `path`, literal segments first. */
+  private operationsOn(path: string): Operation[] {
+    const bare = wirePath(path);
+    return this.operations.filter((op) => op.pattern.test(bare));
+  }
+
   /** Every mismatch, the first line saying which request and operation; none when the response is documented. */
   problems(response: SeenResponse): string[] {
     const method = response.method.toLowerCase();
-    const path = response.path.replace(/[?#].*$/, "");
+    const path = wirePath(response.path);
     const request = `${response.method.toUpperCase()} ${response.path} → ${response.status}`;
-    const onPath = this.operations.filter((op) => op.pattern.test(path));
+    const onPath = this.operationsOn(path);
     const operation = onPath.find((op) => op.method === method);
     if (!operation) {
       return [
@@ -159,6 +170,11 @@ function closed(value: unknown): unknown {
   const copy = Object.fromEntries(Object.entries(value).map(([key, item]) => [key, closed(item)]));
   if (copy["type"] === "object" && typeof copy["properties"] === "object" && !("additionalProperties" in copy)) copy["additionalProperties"] = false;
   return copy;
+}
+
+/** The path a request goes out with, as fetch resolves it (`/tasks/..` is `/`), without its query. */
+function wirePath(path: string): string {
+  return new URL(path, "http://openapi.invalid").pathname;
 }
 
 function escapePointer(token: string): string {

@@ -4,7 +4,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { z } from "zod";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { bearerToken, type AccessClaims } from "../platform/access-tokens.js";
-import { AppError, errorBody, forbidden, unauthorized } from "../platform/errors.js";
+import { AppError, errorBody, forbidden, retryAfterOf, unauthorized } from "../platform/errors.js";
 import { classifyError } from "../platform/failures.js";
 import { requestIdOf, type Logger } from "../platform/logger.js";
 import { parseInput } from "../platform/validate.js";
@@ -325,8 +325,8 @@ export class Router {
     if (appError.code === "internal") log.error({ err: error }, "request failed");
     else if (appError.code === "dependency_unavailable") log.warn({ err: error }, "dependency unavailable");
     const headers: Record<string, string> = {};
-    const retryAfter = appError.details?.["retry_after_seconds"];
-    if (appError.code === "rate_limited" && typeof retryAfter === "number") headers["retry-after"] = String(retryAfter);
+    const retryAfter = retryAfterOf(appError);
+    if (retryAfter) headers["retry-after"] = retryAfter;
     return { status: appError.httpStatus, json: errorBody(appError.code, appError.message, appError.details), headers };
   }
 

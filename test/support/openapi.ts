@@ -188,6 +188,25 @@ function describe(error: ErrorObject): string {
   return error.message ?? error.keyword;
 }
 
+/**
+ * A fetch that checks every answer against the document, as the test HTTP client does,
+ * for clients that take a fetch (the SDK): mismatches go to `drift`, for the test to
+ * assert on (a throw inside the SDK's fetch would reach the test as a network error).
+ * An event stream's body is not read (it does not end); its status and type are checked.
+ */
+export function checkedFetch(drift: string[], base: typeof fetch = fetch): typeof fetch {
+  return async (input, init) => {
+    const response = await base(input, init);
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const method = init?.method ?? (input instanceof Request ? input.method : "GET");
+    const contentType = response.headers.get("content-type") ?? "";
+    const text = contentType.startsWith("text/event-stream") ? "" : await response.clone().text();
+    const body: unknown = contentType.includes("application/json") && text ? JSON.parse(text) : text;
+    drift.push(...openApiDocument().problems({ method, path: url.pathname + url.search, status: response.status, headers: response.headers, body, text }));
+    return response;
+  };
+}
+
 let loaded: OpenApiDocument | undefined;
 
 /** api/openapi.yaml, read once per test file. */

@@ -56,8 +56,7 @@ export class OpenApiDocument {
     addFormats.default(this.ajv);
     this.ajv.addSchema(closed(document) as AnySchemaObject, DOCUMENT_ID);
     for (const [template, item] of Object.entries((document["paths"] ?? {}) as Record<string, Json>)) {
-      const names: string[] = [];
-      const source = template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{([^}]+)\}/g, (_, name: string) => (names.push(name), "([^/]+)"));
+      const source = template.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{[^}]+\}/g, "[^/]+");
       for (const method of METHODS) {
         const operation = item[method] as Json | undefined;
         if (!operation) continue;
@@ -66,7 +65,7 @@ export class OpenApiDocument {
           template,
           operationId: String(operation["operationId"] ?? `${method} ${template}`),
           pattern: new RegExp(`^${source}$`),
-          parameters: names.length,
+          parameters: template.split("{").length - 1,
           pointer: `/paths/${escapePointer(template)}/${method}`,
         });
       }

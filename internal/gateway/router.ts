@@ -57,7 +57,7 @@ export interface RouteDoc {
    * those that have one in `contentSchemas`, e.g. a JSON file's; the others are text).
    */
   ok: { status: number; description: string; schema?: z.ZodType; contentType?: string; contentSchemas?: Record<string, z.ZodType> };
-  /** Error statuses beyond what the route's shape implies (400 for input, 401/403/503 when authenticated, 404 for a path id, 413/415 for a body). */
+  /** Error statuses beyond what the route's shape implies (400 for input, 401/403/429/503 when authenticated, 404 for a path id, 413/415 for a body, 500 always). */
   errors?: number[];
 }
 

@@ -1,10 +1,6 @@
 import { openApiDocument } from "./openapi.js";
 
-/**
- * A small JSON client for the gateway's REST API. Every response is checked against
- * api/openapi.yaml (its operation, status, content type, required headers and body
- * schema): a response the document does not declare fails the request, and so the test.
- */
+/** An answer of the gateway: its body parsed when it is JSON, and its text. */
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
@@ -25,6 +21,11 @@ export interface RequestOptions {
   undocumented?: string;
 }
 
+/**
+ * A small JSON client for the gateway's REST API. Every response is checked against
+ * api/openapi.yaml (its operation, status, content type, required headers and body
+ * schema): a response the document does not declare fails the request, and so the test.
+ */
 export class Api {
   constructor(
     readonly baseUrl: string,

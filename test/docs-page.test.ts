@@ -96,4 +96,4 @@ test.each([
 
   expect(problems).toEqual([]);
   await page.close();
-});
+}, 90_000); // a page load and two round trips through Swagger UI, each allowed UI_TIMEOUT on a busy machine

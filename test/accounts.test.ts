@@ -170,7 +170,8 @@ describe("one-click unsubscribe", () => {
     expect(await confirmed.text()).toContain("You are unsubscribed");
     expect((await user.api.get("/users/me")).body.email_notifications).toBe(false);
 
-    const forged = link.searchParams.get("token")!.replace(/.$/, (c) => (c === "A" ? "B" : "A"));
+    // A changed first character of the signature (the last one's low bits are padding a decoder may ignore).
+    const forged = link.searchParams.get("token")!.replace(/\.(.)/, (_, c: string) => `.${c === "A" ? "B" : "A"}`);
     for (const token of [forged, `${user.id}.x`, "nonsense"]) {
       const res = await fetch(`${mesh.url}/unsubscribe?token=${encodeURIComponent(token)}`, { method: "POST" });
       expect(res.status, token).toBe(400);

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import type { Browser, Page } from "playwright-core";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { freePort } from "../internal/devenv/ports.js";
 import {
   TaskboardClient,
@@ -14,6 +14,7 @@ import {
 } from "../api/client/index.js";
 import { launchChromium } from "./support/browser.js";
 import { Mesh } from "./support/mesh.js";
+import { checkedFetch } from "./support/openapi.js";
 import { waitFor } from "./support/wait.js";
 
 /**
@@ -39,6 +40,12 @@ beforeAll(async () => {
   baseUrl = mesh.gateways[0]!.url;
 });
 
+/** Every answer the SDK's clients got that api/openapi.yaml does not declare (checkedFetch). */
+const drift: string[] = [];
+afterEach(() => {
+  expect(drift.splice(0), "answers not as api/openapi.yaml declares").toEqual([]);
+});
+
 afterAll(async () => {
   await Promise.all(subscriptions.map((s) => s.close()));
   await mesh?.stop();
@@ -47,7 +54,7 @@ afterAll(async () => {
 /** A new user, registered and logged in through the SDK. */
 async function user(name = "Sdk", options: { baseUrl?: string } = {}) {
   const saved: (Tokens | undefined)[] = [];
-  const client = new TaskboardClient({ baseUrl: options.baseUrl ?? baseUrl, WebSocket, onTokens: (t) => saved.push(t) });
+  const client = new TaskboardClient({ baseUrl: options.baseUrl ?? baseUrl, WebSocket, onTokens: (t) => saved.push(t), fetch: checkedFetch(drift) });
   const email = `${name.toLowerCase()}.${process.pid}.${Date.now()}.${++counter}@example.com`;
   const registered = await client.register({ name, email, password: PASSWORD });
   await client.login({ email, password: PASSWORD });
@@ -135,8 +142,8 @@ describe("client SDK: REST", () => {
     await expectError(bob.client.getTask("00000000-0000-4000-8000-000000000000"), 404, "not_found");
     // A taken address is answered like a new one (no enumeration), and logs nobody in with the new password.
     expect((await bob.client.register({ name: "Bob", email: bob.email, password: "Another-passw0rd" })).email).toBe(bob.email);
-    await expectError(new TaskboardClient({ baseUrl }).login({ email: bob.email, password: "Wrong-passw0rd" }), 401, "unauthorized");
-    await expectError(new TaskboardClient({ baseUrl }).listWorkspaces(), 401, "unauthorized");
+    await expectError(new TaskboardClient({ baseUrl, fetch: checkedFetch(drift) }).login({ email: bob.email, password: "Wrong-passw0rd" }), 401, "unauthorized");
+    await expectError(new TaskboardClient({ baseUrl, fetch: checkedFetch(drift) }).listWorkspaces(), 401, "unauthorized");
     const unreachable = await expectError(new TaskboardClient({ baseUrl: `http://127.0.0.1:${await freePort()}` }).getHealth(), 0, "network_error");
     expect(unreachable.cause).toBeDefined();
   });
@@ -154,13 +161,13 @@ describe("client SDK: REST", () => {
     expect(cy.saved.at(-1)).toEqual(second);
 
     // A token the server refuses (401) is refreshed once and the call retried.
-    const restored = new TaskboardClient({ baseUrl, tokens: { access_token: "not-a-jwt", refresh_token: second.refresh_token } });
+    const restored = new TaskboardClient({ baseUrl, fetch: checkedFetch(drift), tokens: { access_token: "not-a-jwt", refresh_token: second.refresh_token } });
     expect((await restored.getWorkspace(workspace.id)).id).toBe(workspace.id);
     expect(restored.tokens!.access_token).not.toBe("not-a-jwt");
 
     // A spent refresh token: the 401 stands and the tokens are forgotten.
     const saved: (Tokens | undefined)[] = [];
-    const spent = new TaskboardClient({ baseUrl, tokens: { access_token: "not-a-jwt", refresh_token: second.refresh_token }, onTokens: (t) => saved.push(t) });
+    const spent = new TaskboardClient({ baseUrl, fetch: checkedFetch(drift), tokens: { access_token: "not-a-jwt", refresh_token: second.refresh_token }, onTokens: (t) => saved.push(t) });
     await expectError(spent.getWorkspace(workspace.id), 401, "unauthorized");
     expect(spent.tokens).toBeUndefined();
     expect(saved).toEqual([undefined]);
@@ -225,7 +232,7 @@ describe("client SDK: realtime", () => {
     await waitFor("the first event", () => tasksCreated(seen.events).includes(before.id), 20_000);
 
     // Restart the subscription's gateway; write through the other one meanwhile.
-    const writer = new TaskboardClient({ baseUrl: mesh.gateways[1]!.url, tokens: t.owner.client.tokens! });
+    const writer = new TaskboardClient({ baseUrl: mesh.gateways[1]!.url, fetch: checkedFetch(drift), tokens: t.owner.client.tokens! });
     const restarting = mesh.restart("gateway-1", { GATEWAY_PORT: String(realtimePort) });
     await waitFor("the subscription to see the restart", () => seen.statuses.some((s) => s.state === "reconnecting"), 20_000);
     expect(seen.statuses.find((s) => s.state === "reconnecting")?.code).toBe(1012);
@@ -271,7 +278,7 @@ describe("client SDK: realtime", () => {
 
   test("sdk realtime: auto without a WebSocket constructor (Node 20) uses SSE", async () => {
     const t = await team();
-    const client = new TaskboardClient({ baseUrl, tokens: t.member.client.tokens! });
+    const client = new TaskboardClient({ baseUrl, fetch: checkedFetch(drift), tokens: t.member.client.tokens! });
     const sub = client.realtime(t.workspaceId, { WebSocket: undefined });
     const seen = record(sub);
     if (typeof (globalThis as { WebSocket?: unknown }).WebSocket === "function") {

@@ -15,6 +15,8 @@ import { routeTable as gatewayRouteTable } from "../internal/gateway/routes/inde
 const root = new URL("../", import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), "utf8");
 const openapi = YAML.parse(read("api/openapi.yaml")) as {
+  info: { description: string };
+  tags: { name: string }[];
   paths: Record<string, Record<string, unknown>>;
   components: { schemas: Record<string, any> };
 };
@@ -34,6 +36,14 @@ describe("REST contract", () => {
       .sort();
     expect(inGateway.filter((r) => !inSpec.includes(r)), "gateway routes missing from api/openapi.yaml").toEqual([]);
     expect(inSpec.filter((r) => !inGateway.includes(r)), "api/openapi.yaml routes the gateway lacks").toEqual([]);
+  });
+
+  test("openapi: the prose names every route that takes no bearer token, and every tag the routes use is declared", () => {
+    const routes = gatewayRouteTable();
+    const open = routes.filter((r) => r.auth === "public").map((r) => `\`${r.method.toUpperCase()} ${r.path}\``);
+    expect(open.filter((r) => !openapi.info.description.includes(r)), "public routes the document's Authentication prose does not name").toEqual([]);
+    const declared = new Set(openapi.tags.map((tag) => tag.name));
+    expect([...new Set(routes.map((r) => r.doc.tag))].filter((tag) => !declared.has(tag)), "tags without a declaration in api/openapi-base.yaml").toEqual([]);
   });
 
   test("errors: the catalogue, API.md and the OpenAPI Error schema agree", () => {

@@ -120,8 +120,11 @@ describe("connection limit", () => {
     const refused = await RoomClient.refusal(g1, `/ws/${workspaceId}?token=${owner.accessToken}`);
     expect(refused.status).toBe(429);
     expect(JSON.parse(refused.body).error.message).toContain(`at most ${MAX_PER_USER}`);
+    // When to try again: at the latest when a vanished connection's slot expires.
+    expect(refused.headers["retry-after"]).toBe(String(SLOT_TTL_SECONDS));
     const refusedStream = await openStream(g2, workspaceId, { ticket: await ticket(owner, workspaceId) });
     expect(refusedStream.status).toBe(429);
+    expect(refusedStream.headers.get("retry-after")).toBe(String(SLOT_TTL_SECONDS));
 
     first.socket.close();
     await first.waitForClose();

@@ -245,7 +245,8 @@ describe("events", () => {
       });
     }
     const updated = tap.seen.find((s) => s.event.type === "workspace.updated" && s.event.workspace_id === ws)!;
-    expect(updated.event.data).toMatchObject({ id: ws, description: "changed", name: "Matrix" });
+    // The role is the caller's, and every member receives the event: its data carries an empty one.
+    expect(updated.event.data).toMatchObject({ id: ws, description: "changed", name: "Matrix", role: "" });
     const added = tap.seen.find((s) => s.event.type === "member.added" && s.event.workspace_id === ws && s.event.aggregate_id === c.newcomer.id)!;
     expect(added.event.data).toMatchObject({ user_id: c.newcomer.id, role: "member", email: c.newcomer.email });
     const removed = tap.seen.find((s) => s.event.type === "member.removed" && s.event.workspace_id === ws)!;

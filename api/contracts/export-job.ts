@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { Comment } from "./comment.js";
 import { out, pageOf } from "./fields.js";
+import { Task } from "./task.js";
 
 /** Export jobs (API.md "Exports"): the resource and its inputs, defined once (see task.ts). */
 
@@ -40,5 +42,8 @@ export const ExportJob = z
 export type ExportJob = z.output<typeof ExportJob>;
 
 export const ExportJobList = pageOf(ExportJob, "ExportJobList");
+
+/** A JSON export file: the workspace's tasks, or its comments, each exactly as the API returns it. */
+export const ExportFile = z.union([z.array(Task), z.array(Comment)]).meta({ id: "ExportFile" });
 
 export const CreateExport = z.strictObject({ type: ExportType, format: ExportFormat }).meta({ id: "CreateExportRequest" });

@@ -52,9 +52,9 @@ export const RealtimeStats = z
 export const EventStats = z
   .object({
     stream: z.object({ name: z.string(), messages: z.int(), bytes: z.int(), first_seq: z.int(), last_seq: z.int() }),
-    published: z.int().min(0),
-    delivered: z.int().min(0),
-    failed: z.int().min(0),
+    published: z.int().min(0).meta({ description: "Events stored in the stream: its last sequence." }),
+    delivered: z.int().min(0).meta({ description: "Messages the gateway replicas sent to real-time clients." }),
+    failed: z.int().min(0).meta({ description: "Slow clients the gateway replicas dropped." }),
     consumers: z.array(
       z.object({
         name: z.string(),
@@ -65,6 +65,8 @@ export const EventStats = z
         num_redelivered: z.int(),
       }),
     ),
-    subscribers: z.object({ replicas: z.int().min(0), rooms: z.int().min(0), connections: z.int().min(0) }),
+    subscribers: z
+      .object({ replicas: z.int().min(0), rooms: z.int().min(0), connections: z.int().min(0) })
+      .meta({ description: "Who receives the events live: the gateway replicas, their workspace rooms and real-time connections (WebSocket and SSE), summed." }),
   })
   .meta({ id: "EventStats" });

@@ -57,12 +57,19 @@ function operation(route: Route, hasPathParameters: boolean): Record<string, unk
   const ok: Record<string, unknown> = { description: doc.ok.description };
   if (doc.ok.schema) ok["content"] = { "application/json": { schema: schemaRef(doc.ok.schema, `${route.method} ${route.path} answer`) } };
   else if (doc.ok.contentType) {
-    ok["content"] = Object.fromEntries(doc.ok.contentType.split(", ").map((type) => [type, { schema: { type: "string" } }]));
+    const { contentSchemas = {} } = doc.ok;
+    const types = doc.ok.contentType.split(", ");
+    for (const type of Object.keys(contentSchemas)) if (!types.includes(type)) throw new Error(`${route.method} ${route.path}: contentSchemas names ${type}, not one of its content types`);
+    ok["content"] = Object.fromEntries(
+      types.map((type) => [type, { schema: contentSchemas[type] ? schemaRef(contentSchemas[type], `${route.method} ${route.path} ${type} answer`) : { type: "string" } }]),
+    );
   }
   const errors = new Set<number>(doc.errors ?? []);
   if (hasPathParameters || route.body || route.query) errors.add(400);
-  if (route.auth !== "public") [401, 403, 503].forEach((s) => errors.add(s));
+  // Every authenticated request counts against its user's rate limit (RATE_LIMIT_API_PER_USER).
+  if (route.auth !== "public") [401, 403, 429, 503].forEach((s) => errors.add(s));
   if (hasPathParameters) errors.add(404);
+  errors.add(500); // `internal`: any route's unexpected failure (never for bad input)
   if (route.body) [413, 415].forEach((s) => errors.add(s));
   const responses: Record<string, unknown> = { [String(doc.ok.status)]: ok };
   for (const status of [...errors].sort()) responses[String(status)] = ref("responses", responseName(status));

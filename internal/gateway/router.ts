@@ -4,7 +4,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from "uWebSockets.js";
 import type { z } from "zod";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { bearerToken, type AccessClaims } from "../platform/access-tokens.js";
-import { AppError, errorBody, forbidden, unauthorized } from "../platform/errors.js";
+import { AppError, errorBody, forbidden, retryAfterOf, unauthorized } from "../platform/errors.js";
 import { classifyError } from "../platform/failures.js";
 import { requestIdOf, type Logger } from "../platform/logger.js";
 import { inSpan, isTracing, SpanKind, SpanStatusCode, type Span } from "../platform/tracing.js";
@@ -52,9 +52,13 @@ export interface RouteDoc {
   /** Who may call it and what else a caller should know. */
   description?: string;
   tag: string;
-  /** The answer on success: its status, description and body (a contract schema, or a content type for files). */
-  ok: { status: number; description: string; schema?: z.ZodType; contentType?: string };
-  /** Error statuses beyond what the route's shape implies (400 for input, 401/403/503 when authenticated, 404 for a path id, 413/415 for a body). */
+  /**
+   * The answer on success: its status, description and body (a contract schema, or a
+   * content type for files, comma-separated when there are several, with the schema of
+   * those that have one in `contentSchemas`, e.g. a JSON file's; the others are text).
+   */
+  ok: { status: number; description: string; schema?: z.ZodType; contentType?: string; contentSchemas?: Record<string, z.ZodType> };
+  /** Error statuses beyond what the route's shape implies (400 for input, 401/403/429/503 when authenticated, 404 for a path id, 413/415 for a body, 500 always). */
   errors?: number[];
 }
 
@@ -331,8 +335,8 @@ export class Router {
     if (appError.code === "internal") log.error({ err: error }, "request failed");
     else if (appError.code === "dependency_unavailable") log.warn({ err: error }, "dependency unavailable");
     const headers: Record<string, string> = {};
-    const retryAfter = appError.details?.["retry_after_seconds"];
-    if (appError.code === "rate_limited" && typeof retryAfter === "number") headers["retry-after"] = String(retryAfter);
+    const retryAfter = retryAfterOf(appError);
+    if (retryAfter) headers["retry-after"] = retryAfter;
     return { status: appError.httpStatus, json: errorBody(appError.code, appError.message, appError.details), headers };
   }
 

@@ -80,6 +80,12 @@ export function errorCodeForGrpcStatus(code: number): ErrorCode {
   }
 }
 
+/** The `Retry-After` value (seconds) of a `rate_limited` error that says when to retry (`details.retry_after_seconds`). */
+export function retryAfterOf(error: AppError): string | undefined {
+  const seconds = error.details?.["retry_after_seconds"];
+  return error.code === "rate_limited" && typeof seconds === "number" ? String(seconds) : undefined;
+}
+
 /** The API's error body. */
 export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>) {
   return { error: details ? { code, message, details } : { code, message } };

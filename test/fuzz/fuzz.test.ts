@@ -3,6 +3,7 @@ import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { routeTable } from "../../internal/gateway/routes/index.js";
 import { signUp, type SignedUp } from "../support/http.js";
+import { openApiDocument } from "../support/openapi.js";
 import { Mesh } from "../support/mesh.js";
 import { encode, frame, realtimeQuery, requestFor, type FuzzRequest, type OwnIds } from "./requests.js";
 
@@ -10,8 +11,9 @@ import { encode, frame, realtimeQuery, requestFor, type FuzzRequest, type OwnIds
 // route of the OpenAPI document (the gateway's route table) with hostile paths, queries,
 // headers and bodies, then WebSocket frames and real-time query strings. What must hold
 // for every request: no 5xx, no stack trace or internal path in an error body, nothing
-// written on a 4xx, no process exits; in the full run (npm run test:fuzz) also no answer
-// slower than 2 s. The short form runs in npm test.
+// written on a 4xx, no process exits, every answer to an operation of the OpenAPI document
+// one it declares; in the full run (npm run test:fuzz) also no answer slower than 2 s.
+// The short form runs in npm test.
 
 const LONG = process.env["TASKBOARD_LONG_TESTS"] === "1";
 const REQUESTS = LONG ? 10_500 : 1_200;
@@ -57,6 +59,7 @@ interface Outcome {
   status: number;
   ms: number;
   text: string;
+  headers: Headers;
 }
 
 async function send(request: FuzzRequest): Promise<Outcome> {
@@ -75,7 +78,7 @@ async function send(request: FuzzRequest): Promise<Outcome> {
     // An event stream never ends on its own: its headers are the answer.
     const text = (res.headers.get("content-type") ?? "").startsWith("text/event-stream") ? "" : await res.text();
     controller.abort();
-    return { status: res.status, ms, text };
+    return { status: res.status, ms, text, headers: res.headers };
   } finally {
     clearTimeout(timer);
   }
@@ -96,6 +99,7 @@ describe("fuzz", () => {
     const problems: Problem[] = [];
     const statuses = new Map<number, number>();
     let sent = 0;
+    let checked = 0;
     let slowest = 0;
     for (const [index, route] of routes.entries()) {
       await fc.assert(
@@ -113,6 +117,19 @@ describe("fuzz", () => {
           slowest = Math.max(slowest, outcome.ms);
           statuses.set(outcome.status, (statuses.get(outcome.status) ?? 0) + 1);
           if (outcome.status >= 500) problems.push({ request, outcome, why: "5xx" });
+          // An answer to an operation of the document must be one it declares (an unknown path is the router's JSON 404).
+          if (openApiDocument().documents(request.method, request.path)) {
+            checked++;
+            const json = (outcome.headers.get("content-type") ?? "").includes("application/json");
+            let body: unknown = outcome.text;
+            try {
+              if (json) body = JSON.parse(outcome.text);
+            } catch {
+              problems.push({ request, outcome, why: "a JSON answer that does not parse" });
+            }
+            const drift = openApiDocument().problems({ method: request.method, path: request.path, status: outcome.status, headers: outcome.headers, body, text: outcome.text });
+            if (drift.length > 0) problems.push({ request, outcome, why: drift.join("; ") });
+          }
           if (LONG && outcome.ms > SLOWEST_MS) problems.push({ request, outcome, why: `slower than ${SLOWEST_MS} ms` });
           if (outcome.status >= 400) {
             if (LEAKS.test(outcome.text)) problems.push({ request, outcome, why: "internal detail in an error body" });
@@ -125,7 +142,7 @@ describe("fuzz", () => {
     for (const [name, process] of mesh.processes) expect(process.hasExited(), `${name} exited`).toBe(false);
     const health = await fetch(`${mesh.url}/health`);
     expect(health.status).toBe(200);
-    console.log(JSON.stringify({ fuzz: "rest", seed: SEED, routes: routes.length, sent, slowest_ms: Math.round(slowest), statuses: Object.fromEntries(statuses), problems: problems.length }));
+    console.log(JSON.stringify({ fuzz: "rest", seed: SEED, routes: routes.length, sent, checked_against_openapi: checked, slowest_ms: Math.round(slowest), statuses: Object.fromEntries(statuses), problems: problems.length }));
     const shown = problems.slice(0, 10).map((p) => ({
       why: p.why,
       method: p.request.method,

@@ -14,14 +14,15 @@ const ARTIFACTS = new URL("../artifacts/browser/", import.meta.url).pathname;
 /** The longest any single UI wait may take (the machine is shared and noisy). */
 export const UI_TIMEOUT = 20_000;
 
-export async function launchChromium(): Promise<Browser> {
+/** `extraArgs`: more Chromium switches, e.g. `--host-resolver-rules=MAP docs.test 127.0.0.1` to reach a server by a hostname. */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: the browser tests drive Debian's Chromium; install it with apt-get install -y chromium`);
   }
   mkdirSync(ARTIFACTS, { recursive: true });
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync", ...extraArgs],
   });
 }
 

@@ -1,4 +1,6 @@
-/** A small JSON client for the gateway's REST API. */
+import { openApiDocument } from "./openapi.js";
+
+/** An answer of the gateway: its body parsed when it is JSON, and its text. */
 export interface ApiResponse<T = any> {
   status: number;
   body: T;
@@ -12,8 +14,18 @@ export interface RequestOptions {
   rawBody?: string | Buffer;
   token?: string | null;
   headers?: Record<string, string>;
+  /**
+   * Why this request is no operation of api/openapi.yaml (an unknown route, on purpose):
+   * its response is then not checked against the document. Every other response is.
+   */
+  undocumented?: string;
 }
 
+/**
+ * A small JSON client for the gateway's REST API. Every response is checked against
+ * api/openapi.yaml (its operation, status, content type, required headers and body
+ * schema): a response the document does not declare fails the request, and so the test.
+ */
 export class Api {
   constructor(
     readonly baseUrl: string,
@@ -39,6 +51,7 @@ export class Api {
     const text = await response.text();
     let parsed: unknown = text;
     if ((response.headers.get("content-type") ?? "").includes("application/json") && text) parsed = JSON.parse(text);
+    if (!options.undocumented) openApiDocument().check({ method, path, status: response.status, headers: response.headers, body: parsed, text });
     return { status: response.status, body: parsed as T, headers: response.headers, text };
   }
 

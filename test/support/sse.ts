@@ -1,3 +1,4 @@
+import { openApiDocument } from "./openapi.js";
 import { waitFor } from "./wait.js";
 
 /** One Server-Sent Events message as the gateway writes it. */
@@ -9,7 +10,8 @@ export interface SseMessage {
 
 /**
  * A plain HTTP client of `GET /workspaces/<id>/stream` (fetch, reading the body as it
- * comes), recording every message and comment, parsed as the SSE format says.
+ * comes), recording every message and comment, parsed as the SSE format says. Its
+ * answer is checked against api/openapi.yaml, as the test HTTP client's are.
  */
 export class SseClient {
   readonly messages: SseMessage[] = [];
@@ -21,6 +23,7 @@ export class SseClient {
   private constructor(
     readonly status: number,
     readonly contentType: string,
+    readonly headers: Headers,
     private readonly abort: AbortController,
   ) {}
 
@@ -37,13 +40,18 @@ export class SseClient {
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (options.lastEventId) headers["last-event-id"] = options.lastEventId;
     const controller = new AbortController();
-    const response = await fetch(`${baseUrl}/workspaces/${workspaceId}/stream?${query}`, { headers, signal: controller.signal });
-    const client = new SseClient(response.status, response.headers.get("content-type") ?? "", controller);
+    const path = `/workspaces/${workspaceId}/stream?${query}`;
+    const response = await fetch(`${baseUrl}${path}`, { headers, signal: controller.signal });
+    const client = new SseClient(response.status, response.headers.get("content-type") ?? "", response.headers, controller);
     if (response.status !== 200) {
       client.body = await response.text();
       client.ended = true;
+      const body: unknown = client.contentType.includes("application/json") ? JSON.parse(client.body) : client.body;
+      openApiDocument().check({ method: "GET", path, status: response.status, headers: response.headers, body, text: client.body });
       return client;
     }
+    // The stream's body never ends: its status, type and headers are what the document can say of it.
+    openApiDocument().check({ method: "GET", path, status: response.status, headers: response.headers, body: "", text: "" });
     void client.read(response.body!);
     return client;
   }

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import WebSocket from "ws";
 import { waitFor } from "./wait.js";
 
@@ -40,7 +41,7 @@ export class RoomClient {
   }
 
   /** The HTTP status a refused upgrade answers with. */
-  static async refusal(baseUrl: string, path: string): Promise<{ status: number; body: string }> {
+  static async refusal(baseUrl: string, path: string): Promise<{ status: number; body: string; headers: IncomingHttpHeaders }> {
     const socket = new WebSocket(`${baseUrl.replace(/^http/, "ws")}${path}`);
     return new Promise((resolve, reject) => {
       socket.once("open", () => {
@@ -50,7 +51,7 @@ export class RoomClient {
       socket.once("unexpected-response", (_req, res) => {
         let body = "";
         res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
       });
       socket.once("error", () => undefined);
     });

@@ -69,7 +69,9 @@ export class RealtimeClients {
     }
     const id = randomUUID();
     if (!(await this.deps.limit.acquire(user.userId, id))) {
-      throw new AppError("rate_limited", `at most ${this.deps.maxPerUser} real-time connections per user; close one first`);
+      throw new AppError("rate_limited", `at most ${this.deps.maxPerUser} real-time connections per user; close one first`, {
+        retry_after_seconds: this.deps.limit.retryAfterSeconds,
+      });
     }
     return newConnection({
       id,

@@ -43,6 +43,15 @@ export class ConnectionLimit {
     this.heartbeat.unref();
   }
 
+  /**
+   * What a refused client is told to wait (`Retry-After`, seconds): a slot frees when one
+   * of the user's connections closes, and at the latest when the entry of one that
+   * vanished (its replica died) expires.
+   */
+  get retryAfterSeconds(): number {
+    return Math.ceil(this.options.ttlMs / 1000);
+  }
+
   /** Takes a slot for a new connection; false when the user already holds the maximum. */
   async acquire(userId: string, connectionId: string): Promise<boolean> {
     const now = Date.now();

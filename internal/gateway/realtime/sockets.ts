@@ -1,7 +1,7 @@
 import { STATUS_CODES } from "node:http";
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from "uWebSockets.js";
 import { bearerToken, type AccessClaims } from "../../platform/access-tokens.js";
-import { errorBody } from "../../platform/errors.js";
+import { errorBody, retryAfterOf } from "../../platform/errors.js";
 import { classifyError } from "../../platform/failures.js";
 import type { Logger } from "../../platform/logger.js";
 import type { RealtimeClients } from "./clients.js";
@@ -103,6 +103,8 @@ export class SocketEndpoint {
         res.cork(() => {
           res.writeStatus(`${appError.httpStatus} ${STATUS_CODES[appError.httpStatus] ?? ""}`);
           res.writeHeader("content-type", "application/json; charset=utf-8");
+          const retryAfter = retryAfterOf(appError);
+          if (retryAfter) res.writeHeader("retry-after", retryAfter);
           res.end(JSON.stringify(errorBody(appError.code, appError.message)));
         });
       },

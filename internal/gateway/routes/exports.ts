@@ -2,7 +2,7 @@ import type { DownloadChunk } from "../../../api/gen/taskboard/export/v1/export.
 import { AppError } from "../../platform/errors.js";
 import { json, route, type Route } from "../router.js";
 import { presentExportJob, presentPage } from "../presenters.js";
-import { CreateExport, ExportJob, ExportJobList } from "../../../api/contracts/export-job.js";
+import { CreateExport, ExportFile, ExportJob, ExportJobList } from "../../../api/contracts/export-job.js";
 import { pageQuery } from "../../../api/contracts/fields.js";
 import { onBehalfOf, type Services } from "../services.js";
 
@@ -72,7 +72,7 @@ export function exportRoutes(services: Services): Route[] {
         summary: "Download the exported file",
         description: "Who: member (of the job's workspace). Available once the job is `completed`; 409 (`not_ready`) before. The file is streamed (chunked transfer), named `<type>-<yyyymmdd>-<first 8 characters of the job id>.<format>`. CSV (`text/csv; charset=utf-8`) has a header row, CRLF line ends, RFC 4180 quoting, no byte order mark, cells starting with `=`, `+`, `-`, `@`, tab or carriage return prefixed with a single quote (formula injection), and a list (such as a task's labels) joined with `;`. JSON (`application/json`) is an array of the API's Task or Comment objects.",
         tag: "Exports",
-        ok: { status: 200, description: "The file, as an attachment.", contentType: "text/csv, application/json" },
+        ok: { status: 200, description: "The file, as an attachment.", contentType: "text/csv, application/json", contentSchemas: { "application/json": ExportFile } },
         errors: [409],
       },
       handle: async (ctx) => {

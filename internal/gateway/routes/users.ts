@@ -52,6 +52,7 @@ export function userRoutes(services: Services): Route[] {
         description: "Who: any signed-in user. The user the access token belongs to (404 once the account is deleted).",
         tag: "Users",
         ok: { status: 200, description: "The caller's user.", schema: User },
+        errors: [404],
       },
       handle: async (ctx) => json(200, presentUser(await services.auth.call("getUser", { user_id: ctx.caller.userId }, onBehalfOf(ctx)))),
     }),

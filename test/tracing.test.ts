@@ -88,8 +88,10 @@ test("tracing: one create-task is one trace, from the gateway's route through th
   const spans = await waitFor(
     "every span of the trace",
     () => {
+      // Complete: every expected span there, and every span's parent too (processes export in their own batches).
       const trace = receiver.trace(root.traceId);
-      return expected.every((e) => has(trace, e)) && trace;
+      const ids = new Set(trace.map((s) => s.spanId));
+      return expected.every((e) => has(trace, e)) && trace.every((s) => s === root || ids.has(s.parentSpanId)) && trace;
     },
     20_000,
   ).catch((error: Error) => {

@@ -7,7 +7,8 @@ import type { Migration } from "./migrate.js";
 import type { PendingQuery, Row } from "postgres";
 import { createPostgres, type Sql, type TransactionSql } from "./postgres.js";
 import { exponentialBackoff } from "./retry.js";
-import { inSpan, isTracing, remoteContext, SpanKind, traceHeaders, traceMessageHeaders } from "./tracing.js";
+import type { MsgHdrs } from "nats";
+import { inSpan, SpanKind, storableTrace, storedTrace, traceHeaders, traceMessageHeaders } from "./tracing.js";
 
 /** The outbox tables every publishing schema gets before its own migrations. */
 export const outboxMigrations: Migration[] = [
@@ -230,10 +231,12 @@ export class Outbox {
   /** The outbox rows of `events`, each with its input's trace context, or the current one. */
   private rows(sql: Sql | TransactionSql, events: Event[], inputs: NewEvent[]) {
     const current = traceHeaders();
-    const rows = events.map((event, i) => {
-      const trace = inputs[i]!.trace ?? current;
-      return { subject: this.subjects.of(event), msg_id: event.id, payload: JSON.stringify(event), trace_context: trace ? JSON.stringify(trace) : null };
-    });
+    const rows = events.map((event, i) => ({
+      subject: this.subjects.of(event),
+      msg_id: event.id,
+      payload: JSON.stringify(event),
+      trace_context: storableTrace(inputs[i]!.trace ?? current),
+    }));
     return sql(rows, "subject", "msg_id", "payload", "trace_context");
   }
 
@@ -362,14 +365,13 @@ export class Outbox {
    * message's headers (to the consumers and, republished, to the gateways).
    */
   private publish(row: OutboxRow) {
-    const options = { msgID: row.msg_id, timeout: this.publishTimeoutMs };
-    if (!row.trace_context) return this.js.publish(row.subject, this.encoder.encode(row.payload), options);
-    const stored = JSON.parse(row.trace_context) as Record<string, string>;
-    if (!isTracing()) return this.js.publish(row.subject, this.encoder.encode(row.payload), { ...options, headers: traceMessageHeaders(stored) });
+    const send = (headers?: MsgHdrs) =>
+      this.js.publish(row.subject, this.encoder.encode(row.payload), { msgID: row.msg_id, timeout: this.publishTimeoutMs, ...(headers ? { headers } : {}) });
+    const stored = storedTrace(row.trace_context);
+    if (!stored) return send();
     const attributes = { "messaging.system": "nats", "messaging.operation.type": "send", "messaging.destination.name": row.subject, "messaging.message.id": row.msg_id };
-    return inSpan("outbox publish", SpanKind.PRODUCER, attributes, async () =>
-      this.js.publish(row.subject, this.encoder.encode(row.payload), { ...options, headers: traceMessageHeaders(traceHeaders() ?? stored) }),
-    remoteContext((key) => stored[key]));
+    // Tracing off here, the stored context is passed on as it is (inSpan then only runs the send).
+    return inSpan("outbox publish", SpanKind.PRODUCER, attributes, async () => send(traceMessageHeaders(traceHeaders() ?? stored.headers)), stored.context);
   }
 
   /** Moves a row JetStream refuses for good out of the way, with the reason (logged, counted, kept). */

@@ -137,6 +137,21 @@ export function traceMessageHeaders(values: Record<string, string> | undefined =
   return headers;
 }
 
+/**
+ * A trace context as a column beside a row written now and acted on later (outbox rows,
+ * webhook deliveries): its headers (the current ones unless given) as JSON; null when none.
+ */
+export function storableTrace(values: Record<string, string> | undefined = traceHeaders()): string | null {
+  return values ? JSON.stringify(values) : null;
+}
+
+/** A trace context stored by storableTrace: its headers and the remote context they carry; undefined for none. */
+export function storedTrace(text: string | null | undefined): { headers: Record<string, string>; context: Context } | undefined {
+  if (!text) return undefined;
+  const headers = JSON.parse(text) as Record<string, string>;
+  return { headers, context: remoteContext((key) => headers[key]) };
+}
+
 /** A header source: gRPC metadata, NATS headers or a stored carrier, read by name. */
 export type HeaderReader = (name: string) => string | undefined;
 

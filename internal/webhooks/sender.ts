@@ -3,7 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import ipaddr from "ipaddr.js";
 import { isPublicAddress, publicOnlyLookup } from "./addresses.js";
-import { inSpan, remoteContext, SpanKind, SpanStatusCode } from "../platform/tracing.js";
+import { inSpan, isTracing, SpanKind, SpanStatusCode, storedTrace } from "../platform/tracing.js";
 
 /** What one POST to a webhook came to: its status, or why there is none. */
 export type SendResult = { status: number; error?: undefined } | { status?: undefined; error: string };
@@ -27,30 +27,30 @@ export function postDelivery(
   delivery: { id: string; eventType: string; body: string; trace?: string | null },
   options: { timeoutMs: number; allowPrivate: boolean },
 ): Promise<SendResult> {
-  const attributes = { "http.request.method": "POST", "server.address": new URL(target.url).hostname, "taskboard.webhook.delivery_id": delivery.id };
+  const url = new URL(target.url);
+  if (!isTracing()) return post(url, target.secret, delivery, options);
+  const attributes = { "http.request.method": "POST", "server.address": url.hostname, "taskboard.webhook.delivery_id": delivery.id };
   // A span of the trace that recorded the delivery (its context is not sent to the receiver).
-  const stored = delivery.trace ? (JSON.parse(delivery.trace) as Record<string, string>) : undefined;
-  const parent = stored ? remoteContext((key) => stored[key]) : undefined;
   return inSpan(
     "webhook POST",
     SpanKind.CLIENT,
     attributes,
     async (span) => {
-      const result = await post(target, delivery, options);
+      const result = await post(url, target.secret, delivery, options);
       if (result.status !== undefined) span?.setAttribute("http.response.status_code", result.status);
       else span?.setStatus({ code: SpanStatusCode.ERROR, message: result.error });
       return result;
     },
-    parent,
+    storedTrace(delivery.trace)?.context,
   );
 }
 
 function post(
-  target: { url: string; secret: string },
+  url: URL,
+  secret: string,
   delivery: { id: string; eventType: string; body: string },
   options: { timeoutMs: number; allowPrivate: boolean },
 ): Promise<SendResult> {
-  const url = new URL(target.url);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   if (!options.allowPrivate && ipaddr.isValid(host) && !isPublicAddress(host)) {
     return Promise.resolve({ error: "blocked: not a public address" });
@@ -61,7 +61,7 @@ function post(
     "user-agent": "Taskboard-Webhooks/1",
     "taskboard-event": delivery.eventType,
     "taskboard-delivery": delivery.id,
-    "taskboard-signature": signature(target.secret, delivery.body, Math.floor(Date.now() / 1000)),
+    "taskboard-signature": signature(secret, delivery.body, Math.floor(Date.now() / 1000)),
   };
   const client = url.protocol === "https:" ? https : http;
   return new Promise((resolve) => {

@@ -4,7 +4,7 @@ import { field } from "../../api/contracts/fields.js";
 import { CreateWebhook, matchesPatterns, UpdateWebhook } from "../../api/contracts/webhook.js";
 import type { Delivery, DeliveryList, Webhook, WebhookList } from "../../api/gen/taskboard/webhooks/v1/webhooks.js";
 import { decodeCursor, pageOf, pageSize } from "../platform/cursor.js";
-import { traceHeaders } from "../platform/tracing.js";
+import { storableTrace } from "../platform/tracing.js";
 import { AppError, notFound, unprocessable } from "../platform/errors.js";
 import type { Event } from "../platform/events.js";
 import type { Outbox } from "../platform/outbox.js";
@@ -105,8 +105,7 @@ export class WebhookService {
     const matching = (await this.store.active(event.workspace_id)).filter((w) => matchesPatterns(w.events, event.type));
     if (matching.length === 0) return 0;
     const payload = JSON.stringify({ ...event, seq });
-    const trace = traceHeaders();
-    const trace_context = trace ? JSON.stringify(trace) : null;
+    const trace_context = storableTrace();
     return this.store.record(
       event.workspace_id,
       matching.map((w) => ({ id: randomUUID(), webhook_id: w.id, event_id: event.id, event_type: event.type, payload, trace_context })),

@@ -1,4 +1,4 @@
-import { AckPolicy, nanos, type NatsConnection, type Subscription } from "nats";
+import { AckPolicy, nanos, type Consumer, type JsMsg, type NatsConnection, type Subscription } from "nats";
 import type { Event } from "../../internal/platform/events.js";
 import { waitFor } from "./wait.js";
 
@@ -31,50 +31,40 @@ export class EventTap {
 }
 
 /**
+ * Every message a fresh consumer has for its reader, to the end of the stream as it is
+ * now: only JetStream's own count (`pending` 0, or nothing pending when a fetch comes
+ * back empty) ends the read, never a quiet moment.
+ */
+async function* toTheEnd(consumer: Consumer): AsyncGenerator<JsMsg> {
+  for (;;) {
+    const batch = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
+    let received = 0;
+    for await (const message of batch) {
+      received++;
+      yield message;
+      if (message.info.pending === 0) return;
+    }
+    if (received === 0 && (await consumer.info()).num_pending === 0) return;
+  }
+}
+
+/**
  * The sequences of every stored message of `filter`, read straight from the
  * stream (an ordered consumer): the ground truth the clients are checked against.
  */
 export async function storedSeqs(nc: NatsConnection, stream: string, filter: string, afterSeq = 0): Promise<number[]> {
-  const js = nc.jetstream();
-  const consumer = await js.consumers.get(stream, { filterSubjects: filter, opt_start_seq: afterSeq + 1 });
+  const consumer = await nc.jetstream().consumers.get(stream, { filterSubjects: filter, opt_start_seq: afterSeq + 1 });
   const seqs: number[] = [];
-  for (;;) {
-    const batch = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
-    let last = false;
-    let received = 0;
-    for await (const message of batch) {
-      received++;
-      seqs.push(message.seq);
-      if (message.info.pending === 0) {
-        last = true;
-        break;
-      }
-    }
-    if (last) return seqs;
-    if (received === 0) {
-      // Nothing came: either nothing is stored after the position, or the fetch timed out; ask.
-      const info = await consumer.info();
-      if (info.num_pending === 0) return seqs;
-    }
-  }
+  for await (const message of toTheEnd(consumer)) seqs.push(message.seq);
+  return seqs;
 }
 
 /** Every stored message of `filter` with its envelope, read straight from the stream. */
 export async function storedEvents(nc: NatsConnection, stream: string, filter: string): Promise<{ seq: number; event: Event }[]> {
-  const js = nc.jetstream();
-  const consumer = await js.consumers.get(stream, { filterSubjects: filter });
+  const consumer = await nc.jetstream().consumers.get(stream, { filterSubjects: filter });
   const out: { seq: number; event: Event }[] = [];
-  const decoder = new TextDecoder();
-  for (;;) {
-    const batch = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
-    let received = 0;
-    for await (const message of batch) {
-      received++;
-      out.push({ seq: message.seq, event: JSON.parse(decoder.decode(message.data)) as Event });
-      if (message.info.pending === 0) return out;
-    }
-    if (received === 0 && (await consumer.info()).num_pending === 0) return out;
-  }
+  for await (const message of toTheEnd(consumer)) out.push({ seq: message.seq, event: message.json<Event>() });
+  return out;
 }
 
 /**
@@ -98,18 +88,8 @@ export async function replicaCopies(nc: NatsConnection, stream: string): Promise
   const js = nc.jetstream();
   const copies = new Map<string, string[]>();
   for (const [server, name] of byServer) {
-    const consumer = await js.consumers.get(stream, name);
     const copy: string[] = [];
-    for (let done = false; !done; ) {
-      const batch = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
-      let received = 0;
-      for await (const message of batch) {
-        received++;
-        copy.push(`${message.seq}:${(JSON.parse(new TextDecoder().decode(message.data)) as Event).id}`);
-        if (message.info.pending === 0) done = true;
-      }
-      if (received === 0) done = (await consumer.info()).num_pending === 0;
-    }
+    for await (const message of toTheEnd(await js.consumers.get(stream, name))) copy.push(`${message.seq}:${message.json<Event>().id}`);
     copies.set(server, copy);
     await jsm.consumers.delete(stream, name);
   }

@@ -10,6 +10,7 @@ import { RoomClient } from "./support/ws.js";
 const API_PER_USER = 8;
 const MESSAGES_PER_USER = 3;
 const EXPORTS_PER_WORKSPACE = 2;
+const EMAIL_CHANGES_PER_HOUR = 2;
 
 let mesh: Mesh;
 const sockets: RoomClient[] = [];
@@ -21,6 +22,7 @@ beforeAll(async () => {
       RATE_LIMIT_API_PER_USER: String(API_PER_USER),
       RATE_LIMIT_WS_MESSAGES_PER_USER: String(MESSAGES_PER_USER),
       EXPORT_MAX_ACTIVE_PER_WORKSPACE: String(EXPORTS_PER_WORKSPACE),
+      RATE_LIMIT_EMAIL_CHANGES_PER_HOUR: String(EMAIL_CHANGES_PER_HOUR),
     },
   });
 });
@@ -31,6 +33,22 @@ afterAll(async () => {
 });
 
 describe("limits", () => {
+  test("limits: a user moves their own e-mail at most RATE_LIMIT_EMAIL_CHANGES_PER_HOUR times an hour; a move to a taken address (409, which tells it has an account) counts, saving the same address does not", async () => {
+    const [ann, bob] = await Promise.all([signUp(mesh.api, "Ann"), signUp(mesh.api, "Bob")]);
+    const moved = `moved.${ann.id}@example.com`;
+    expect((await ann.api.put(`/users/${ann.id}`, { email: moved })).status).toBe(200);
+    expect((await ann.api.put(`/users/${ann.id}`, { email: moved.toUpperCase(), name: "Ann B" })).status).toBe(200);
+    expect((await ann.api.put(`/users/${ann.id}`, { email: bob.email })).status).toBe(409);
+    const limited = await ann.api.put(`/users/${ann.id}`, { email: `third.${ann.id}@example.com` });
+    expect(limited.status, limited.text).toBe(429);
+    expect(limited.body.error.code).toBe("rate_limited");
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(60);
+    expect(Number(limited.headers.get("retry-after"))).toBeLessThanOrEqual(3_600);
+    // A refused move changes nothing; other changes go on; other users are not counted with Ann.
+    expect((await ann.api.put(`/users/${ann.id}`, { name: "Ann C" })).body).toMatchObject({ name: "Ann C", email: moved });
+    expect((await bob.api.put(`/users/${bob.id}`, { email: `moved.${bob.id}@example.com` })).status).toBe(200);
+  });
+
   test("limits: authenticated requests beyond RATE_LIMIT_API_PER_USER a minute are 429 with Retry-After; other users and public routes are not affected", async () => {
     const [busy, calm] = (await Promise.all([signUp(mesh.api, "Busy"), signUp(mesh.api, "Calm")])) as [SignedUp, SignedUp];
     const statuses: number[] = [];

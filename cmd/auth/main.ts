@@ -25,6 +25,7 @@ runService("auth", loadAuthConfig, async (platform, config) => {
       rateLimitWindowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
       rateLimitPerIp: config.RATE_LIMIT_PER_IP,
       rateLimitPerEmail: config.RATE_LIMIT_PER_EMAIL,
+      emailChangesPerHour: config.RATE_LIMIT_EMAIL_CHANGES_PER_HOUR,
     },
     {
       resets: new PasswordResets(redis, config.PASSWORD_RESET_TTL_SECONDS),

@@ -22,6 +22,12 @@ export const authEnv = {
   RATE_LIMIT_PER_IP: env.int(30, 1),
   /** Login or register attempts per e-mail address per window. */
   RATE_LIMIT_PER_EMAIL: env.int(10, 1),
+  /**
+   * Changes of a user's own e-mail address per hour. A change to an address that has an
+   * account is refused (409), which tells that it has one: few attempts keep that from
+   * being a way to test lists of addresses.
+   */
+  RATE_LIMIT_EMAIL_CHANGES_PER_HOUR: env.int(5, 1),
 };
 
 export type AuthConfig = ReturnType<typeof loadAuthConfig>;

@@ -27,6 +27,8 @@ export interface AuthRules {
   rateLimitWindowSeconds: number;
   rateLimitPerIp: number;
   rateLimitPerEmail: number;
+  /** Changes of one's own e-mail address per user per hour (admins are not counted). */
+  emailChangesPerHour: number;
 }
 
 // The contracts' fields (api/contracts/user.ts); the gRPC requests carry more (client_ip, user_id).
@@ -181,9 +183,9 @@ export class AuthService {
     this.requireSelfOrAdmin(principal, input.user_id);
     const { user_id, ...rest } = input;
     const changes = parseInput(userChangesInput, rest);
-    if (changes.role !== undefined && !(principal.kind === "user" && principal.role === "admin")) {
-      throw forbidden("only an admin can change a role");
-    }
+    const admin = principal.kind === "user" && principal.role === "admin";
+    if (changes.role !== undefined && !admin) throw forbidden("only an admin can change a role");
+    if (changes.email !== undefined && !admin) await this.limitEmailChange(user_id, changes.email);
     const password_hash = changes.password === undefined ? undefined : await hashPassword(changes.password);
     const row = await this.writeUser(() =>
       this.outbox.transaction(async (tx, emit) => {
@@ -282,6 +284,17 @@ export class AuthService {
       { key: `${action}:ip:${clientIp || "unknown"}`, max: this.rules.rateLimitPerIp, windowMs },
       ...(email === undefined ? [] : [{ key: `${action}:email:${email.trim().toLowerCase().slice(0, 254)}`, max: this.rules.rateLimitPerEmail, windowMs }]),
     ]);
+  }
+
+  /**
+   * Counts an attempt to move a user's address elsewhere (saving the same address again
+   * is free). Whether it succeeds or meets a taken address (409) it counts: the 409 says
+   * the address has an account, so the attempts must stay few.
+   */
+  private async limitEmailChange(userId: string, email: string): Promise<void> {
+    const current = await this.store.byId(userId);
+    if (!current || current.email.toLowerCase() === email) return;
+    await this.limiter.hit([{ key: `email-change:user:${userId}`, max: this.rules.emailChangesPerHour, windowMs: 3_600_000 }]);
   }
 
   private requireAdmin(principal: Principal): void {

@@ -120,14 +120,7 @@ describe("fuzz", () => {
           // An answer to an operation of the document must be one it declares (an unknown path is the router's JSON 404).
           if (openApiDocument().documents(request.method, request.path)) {
             checked++;
-            const json = (outcome.headers.get("content-type") ?? "").includes("application/json");
-            let body: unknown = outcome.text;
-            try {
-              if (json) body = JSON.parse(outcome.text);
-            } catch {
-              problems.push({ request, outcome, why: "a JSON answer that does not parse" });
-            }
-            const drift = openApiDocument().problems({ method: request.method, path: request.path, status: outcome.status, headers: outcome.headers, body, text: outcome.text });
+            const drift = openApiDocument().problems({ method: request.method, path: request.path, status: outcome.status, headers: outcome.headers, text: outcome.text });
             if (drift.length > 0) problems.push({ request, outcome, why: drift.join("; ") });
           }
           if (LONG && outcome.ms > SLOWEST_MS) problems.push({ request, outcome, why: `slower than ${SLOWEST_MS} ms` });

@@ -20,14 +20,13 @@ import YAML from "yaml";
 const DOCUMENT_ID = "https://taskboard.invalid/api/openapi.yaml";
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
-/** What the test client saw: the body as parsed (JSON) or as text. */
+/** What the test client saw (the body as it came: a JSON one is parsed here, by its content type). */
 export interface SeenResponse {
   method: string;
   /** The request's path, with its query string if any. */
   path: string;
   status: number;
   headers: Headers;
-  body: unknown;
   text: string;
 }
 
@@ -133,7 +132,9 @@ export class OpenApiDocument {
       } else if (content[mediaType]!["schema"] !== undefined) {
         const schemaPointer = `${pointer}/content/${escapePointer(mediaType)}/schema`;
         const validate = this.validator(schemaPointer);
-        if (!validate(response.body)) {
+        const body = bodyOf(mediaType, response.text);
+        if (body instanceof SyntaxError) problems.push(`status ${response.status} ${mediaType} body does not parse: ${body.message}`);
+        else if (!validate(body)) {
           problems.push(...(validate.errors ?? []).map((error) => `status ${response.status} ${mediaType} body at ${error.instancePath || "/"}: ${describe(error)} (schema ${error.schemaPath})`));
         }
       }
@@ -159,6 +160,16 @@ export class OpenApiDocument {
       if (value === undefined) throw new Error(`OpenAPI: the document has nothing at ${pointer}`);
     }
     return value;
+  }
+}
+
+/** A body as its media type reads it: JSON parsed (a SyntaxError when it does not parse), anything else as text. */
+function bodyOf(mediaType: string, text: string): unknown {
+  if (mediaType !== "application/json" || text === "") return text;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    return error as SyntaxError;
   }
 }
 
@@ -198,10 +209,8 @@ export function checkedFetch(drift: string[], base: typeof fetch = fetch): typeo
     const response = await base(input, init);
     const url = new URL(input instanceof Request ? input.url : String(input));
     const method = init?.method ?? (input instanceof Request ? input.method : "GET");
-    const contentType = response.headers.get("content-type") ?? "";
-    const text = contentType.startsWith("text/event-stream") ? "" : await response.clone().text();
-    const body: unknown = contentType.includes("application/json") && text ? JSON.parse(text) : text;
-    drift.push(...openApiDocument().problems({ method, path: url.pathname + url.search, status: response.status, headers: response.headers, body, text }));
+    const text = (response.headers.get("content-type") ?? "").startsWith("text/event-stream") ? "" : await response.clone().text();
+    drift.push(...openApiDocument().problems({ method, path: url.pathname + url.search, status: response.status, headers: response.headers, text }));
     return response;
   };
 }

@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy, nanos, type Consumer, type JetStreamClient, t
 import { decodeEvent, type Event, type Subjects } from "./events.js";
 import type { Logger } from "./logger.js";
 import { exponentialBackoff, sleep, type Backoff } from "./retry.js";
-import { inSpan, isTracing, remoteContext, SpanKind } from "./tracing.js";
+import { inSpan, isTracing, messageContext, SpanKind } from "./tracing.js";
 
 export interface DurableConsumerOptions {
   stream: string;
@@ -236,8 +236,7 @@ export class DurableConsumer {
       "messaging.message.delivery_attempt": delivery.attempt,
       "taskboard.event.type": event.type,
     };
-    const parent = remoteContext((key) => message.headers?.get(key) || undefined);
-    return inSpan(`${this.options.durable} process`, SpanKind.CONSUMER, attributes, () => this.handle(event, delivery), parent);
+    return inSpan(`${this.options.durable} process`, SpanKind.CONSUMER, attributes, () => this.handle(event, delivery), messageContext(message.headers));
   }
 }
 

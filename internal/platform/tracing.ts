@@ -137,6 +137,11 @@ export function traceMessageHeaders(values: Record<string, string> | undefined =
   return headers;
 }
 
+/** The trace context a NATS message's headers carry (the root context when off or when they carry none). */
+export function messageContext(headers: MsgHdrs | undefined): Context {
+  return remoteContext((key) => headers?.get(key) || undefined);
+}
+
 /**
  * A trace context as a column beside a row written now and acted on later (outbox rows,
  * webhook deliveries): its headers (the current ones unless given) as JSON; null when none.

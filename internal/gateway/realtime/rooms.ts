@@ -9,7 +9,7 @@ import type { RealtimeMetrics } from "./metrics.js";
 import { RoomFeed, StreamGone, type FeedEvent, type RoomFeedDeps } from "./room-feed.js";
 import { sseEvent, sseMessage, type SseTopics } from "./sse.js";
 import type { StreamReader, StreamState } from "./stream-reader.js";
-import { remoteContext, SpanKind, tracer } from "../../platform/tracing.js";
+import { messageContext, SpanKind, tracer } from "../../platform/tracing.js";
 
 /** The room's ordered feed of its workspace's events (RoomFeed; a fake in the unit tests). */
 export interface Feed {
@@ -220,12 +220,11 @@ export class Room {
     for (const conn of this.waiting) if (conn.position < event.seq) this.goLive(conn);
     const frame = eventFrame(event.data, event.seq);
     // Traced (when the event carries a trace context): one span per replica for the event's fan-out.
-    const headers = event.headers;
-    const span = headers
+    const span = event.headers
       ? tracer.startSpan(
           "ws fan-out",
           { kind: SpanKind.CONSUMER, attributes: { "messaging.system": "nats", "messaging.destination.name": event.subject, "taskboard.workspace_id": this.workspaceId, "taskboard.seq": event.seq } },
-          remoteContext((key) => headers.get(key) || undefined),
+          messageContext(event.headers),
         )
       : undefined;
     if (frame) {
